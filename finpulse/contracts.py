@@ -1,0 +1,251 @@
+"""Message contracts shared by every stage: what travels on Kafka and between the cores.
+
+Every message is JSON on the wire. Decoding goes through :func:`decode`, which turns
+pydantic's errors into a :class:`ContractError` that names the bad field, and refuses a
+``schema_version`` newer than this code understands instead of guessing at it.
+
+>>> from datetime import datetime, UTC
+>>> a = Article.create(source="wire", url="https://ex.com/a?utm_source=x#top", title="Hi",
+...                    published_at=datetime(2026, 1, 2, tzinfo=UTC))
+>>> a.url
+'https://ex.com/a'
+>>> decode(Article, encode(a)) == a
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SCHEMA_VERSION = 1
+
+# Query parameters that identify a campaign, not a story: two URLs that differ only in
+# these are the same article.
+TRACKING_PARAMS = frozenset(
+    {"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "ref", "ref_src",
+     "cmpid", "mbid", "ncid", "_hsenc", "_hsmi", "yclid", "s_cid", "guccounter"}
+)
+
+
+class ContractError(ValueError):
+    """A message that does not satisfy its contract; ``field`` says which part is wrong."""
+
+    def __init__(self, model: str, field: str, message: str) -> None:
+        self.model, self.field, self.message = model, field, message
+        super().__init__(f"{model}.{field}: {message}" if field else f"{model}: {message}")
+
+
+class Sentiment(StrEnum):
+    NEGATIVE = "negative"
+    NEUTRAL = "neutral"
+    POSITIVE = "positive"
+
+
+class Scope(StrEnum):
+    GLOBAL = "global"
+    TOPIC = "topic"
+    TICKER = "ticker"
+    SOURCE = "source"
+
+
+class AlertState(StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("timestamp must carry a timezone (e.g. 2026-01-02T03:04:05Z)")
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def canonical_url(url: str) -> str:
+    """The URL two crawls of one story agree on: no fragment, no tracking, lower-case host.
+
+    >>> canonical_url("HTTPS://Example.COM:443/a/?utm_medium=x&b=2&a=1#frag")
+    'https://example.com/a/?a=1&b=2'
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise ValueError(f"only http(s) URLs are accepted, got {url!r}")
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise ValueError(f"URL has no host: {url!r}")
+    port = parts.port
+    netloc = host if port is None or (scheme, port) in (("http", 80), ("https", 443)) else (
+        f"{host}:{port}")
+    query = sorted(
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if not k.lower().startswith("utm_") and k.lower() not in TRACKING_PARAMS
+    )
+    return urlunsplit((scheme, netloc, parts.path or "/", urlencode(query), ""))
+
+
+def article_id(url: str | None = None, *, source: str | None = None, guid: str | None = None) -> str:
+    """Stable id: from the canonical URL, else from source + guid, so re-crawls collide."""
+    if url:
+        basis = "url:" + canonical_url(url)
+    elif source and guid:
+        basis = f"guid:{source}:{guid}"
+    else:
+        raise ValueError("an article id needs a url, or a source and a guid")
+    return hashlib.sha256(basis.encode()).hexdigest()[:32]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    schema_version: int = SCHEMA_VERSION
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_version(cls, v: int) -> int:
+        if v > SCHEMA_VERSION:
+            raise ValueError(
+                f"schema_version {v} is newer than this finpulse understands "
+                f"({SCHEMA_VERSION}); upgrade finpulse to read it"
+            )
+        if v < 1:
+            raise ValueError("schema_version must be >= 1")
+        return v
+
+
+class Article(_Message):
+    id: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    url: str | None = None
+    title: str = Field(min_length=1)
+    body: str = ""
+    published_at: UtcDatetime
+    fetched_at: UtcDatetime = Field(default_factory=utcnow)
+    lang: str = "en"
+    tickers: list[str] = Field(default_factory=list)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        return canonical_url(v) if v else None
+
+    @field_validator("tickers")
+    @classmethod
+    def _upper_unique(cls, v: list[str]) -> list[str]:
+        return sorted({t.strip().lstrip("$").upper() for t in v if t.strip().lstrip("$")})
+
+    @classmethod
+    def create(cls, *, source: str, title: str, url: str | None = None, guid: str | None = None,
+               **fields: Any) -> Article:
+        """Build an article whose id is derived, never invented by the caller."""
+        return cls(id=article_id(url, source=source, guid=guid), source=source, url=url,
+                   title=title, **fields)
+
+    @property
+    def text(self) -> str:
+        """What the model reads: the title and the lead of the body."""
+        return f"{self.title}. {self.body[:500]}".strip() if self.body else self.title
+
+
+class ScoredArticle(Article):
+    topic: str
+    topic_probs: dict[str, float]
+    sentiment: Sentiment
+    sentiment_probs: dict[str, float]
+    model_version: str
+    scored_at: UtcDatetime = Field(default_factory=utcnow)
+
+    @classmethod
+    def from_article(cls, article: Article, **scores: Any) -> ScoredArticle:
+        return cls(**article.model_dump(), **scores)
+
+    def scope_keys(self) -> list[tuple[Scope, str]]:
+        """Every (scope, key) this article counts towards when rates are aggregated."""
+        keys = [(Scope.GLOBAL, "all"), (Scope.TOPIC, self.topic), (Scope.SOURCE, self.source)]
+        keys += [(Scope.TICKER, t) for t in self.tickers]
+        return keys
+
+
+class Evidence(BaseModel):
+    """One negative article that drove a rate: enough for an on-call to read it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    title: str
+    url: str | None = None
+    negative_prob: float = Field(ge=0.0, le=1.0)
+
+
+class RateWindow(_Message):
+    """Counts of one (scope, key) over one window: what aggregation hands to alerting.
+
+    The same window may be sent again with larger counts while it is open; ``evidence``
+    holds the window's most negative articles so far, most negative first.
+    """
+
+    scope: Scope
+    key: str
+    start: UtcDatetime
+    end: UtcDatetime
+    total: int = Field(ge=0)
+    negative: int = Field(ge=0)
+    evidence: list[Evidence] = Field(default_factory=list)
+
+    @field_validator("negative")
+    @classmethod
+    def _not_above_total(cls, v: int, info: Any) -> int:
+        if v > info.data.get("total", v):
+            raise ValueError("negative count cannot exceed total")
+        return v
+
+
+class Alert(_Message):
+    id: str
+    rule: str
+    scope: Scope
+    key: str
+    state: AlertState
+    severity: str = "warning"
+    detector: str
+    window_start: UtcDatetime
+    window_end: UtcDatetime
+    observed_rate: float = Field(ge=0.0)
+    baseline_rate: float = Field(ge=0.0)
+    negative: int = Field(ge=0)
+    total: int = Field(ge=0)
+    score: float
+    started_at: UtcDatetime
+    resolved_at: UtcDatetime | None = None
+    evidence: list[Evidence] = Field(default_factory=list)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def encode(message: BaseModel) -> bytes:
+    return message.model_dump_json().encode()
+
+
+def decode(model: type[M], data: bytes | str) -> M:
+    """Parse one JSON message, or raise :class:`ContractError` naming the first bad field."""
+    try:
+        return model.model_validate_json(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "json_invalid":
+            field, msg = "", f"not valid JSON ({err['ctx'].get('error', msg)})"
+        raise ContractError(model.__name__, field, msg) from None
