@@ -55,8 +55,11 @@ def root(
     ctx: typer.Context,
     config: Annotated[
         Path | None,
-        typer.Option("--config", "-c", help="TOML config file (default: $FINPULSE_CONFIG, "
-                     "else ./finpulse.toml if present)."),
+        typer.Option(
+            "--config",
+            "-c",
+            help="TOML config file (default: $FINPULSE_CONFIG, else ./finpulse.toml if present).",
+        ),
     ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print version.")

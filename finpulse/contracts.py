@@ -28,8 +28,25 @@ SCHEMA_VERSION = 1
 # Query parameters that identify a campaign, not a story: two URLs that differ only in
 # these are the same article.
 TRACKING_PARAMS = frozenset(
-    {"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "ref", "ref_src",
-     "cmpid", "mbid", "ncid", "_hsenc", "_hsmi", "yclid", "s_cid", "guccounter"}
+    {
+        "fbclid",
+        "gclid",
+        "dclid",
+        "msclkid",
+        "mc_cid",
+        "mc_eid",
+        "igshid",
+        "ref",
+        "ref_src",
+        "cmpid",
+        "mbid",
+        "ncid",
+        "_hsenc",
+        "_hsmi",
+        "yclid",
+        "s_cid",
+        "guccounter",
+    }
 )
 
 
@@ -86,16 +103,22 @@ def canonical_url(url: str) -> str:
     if not host:
         raise ValueError(f"URL has no host: {url!r}")
     port = parts.port
-    netloc = host if port is None or (scheme, port) in (("http", 80), ("https", 443)) else (
-        f"{host}:{port}")
+    netloc = (
+        host
+        if port is None or (scheme, port) in (("http", 80), ("https", 443))
+        else (f"{host}:{port}")
+    )
     query = sorted(
-        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
         if not k.lower().startswith("utm_") and k.lower() not in TRACKING_PARAMS
     )
     return urlunsplit((scheme, netloc, parts.path or "/", urlencode(query), ""))
 
 
-def article_id(url: str | None = None, *, source: str | None = None, guid: str | None = None) -> str:
+def article_id(
+    url: str | None = None, *, source: str | None = None, guid: str | None = None
+) -> str:
     """Stable id: from the canonical URL, else from source + guid, so re-crawls collide."""
     if url:
         basis = "url:" + canonical_url(url)
@@ -146,11 +169,23 @@ class Article(_Message):
         return sorted({t.strip().lstrip("$").upper() for t in v if t.strip().lstrip("$")})
 
     @classmethod
-    def create(cls, *, source: str, title: str, url: str | None = None, guid: str | None = None,
-               **fields: Any) -> Article:
+    def create(
+        cls,
+        *,
+        source: str,
+        title: str,
+        url: str | None = None,
+        guid: str | None = None,
+        **fields: Any,
+    ) -> Article:
         """Build an article whose id is derived, never invented by the caller."""
-        return cls(id=article_id(url, source=source, guid=guid), source=source, url=url,
-                   title=title, **fields)
+        return cls(
+            id=article_id(url, source=source, guid=guid),
+            source=source,
+            url=url,
+            title=title,
+            **fields,
+        )
 
     @property
     def text(self) -> str:

@@ -74,7 +74,9 @@ class MetricsSettings(Section):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="FINPULSE_", env_nested_delimiter="__", extra="forbid",
+        env_prefix="FINPULSE_",
+        env_nested_delimiter="__",
+        extra="forbid",
         nested_model_default_partial_update=True,
     )
 
