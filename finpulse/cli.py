@@ -1,7 +1,7 @@
 """The ``finpulse`` command: one entry point, each role a subcommand.
 
 Packages contribute their commands through a ``register(app)`` function so this module only
-wires them together and owns the shared ``--config`` option.
+wires them together and owns the shared ``--config`` option (see :mod:`finpulse.context`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import Annotated
 import typer
 
 from finpulse import __version__
-from finpulse.settings import ConfigError, Settings, load_settings, to_toml
+from finpulse.context import State, settings_from
+from finpulse.settings import ConfigError, to_toml
 
 app = typer.Typer(
     name="finpulse",
@@ -23,25 +24,6 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-
-
-class State:
-    """What the root callback learned, handed to subcommands through the typer context."""
-
-    def __init__(self, config: Path | None) -> None:
-        self.config = config
-        self._settings: Settings | None = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = load_settings(self.config)
-        return self._settings
-
-
-def settings_from(ctx: typer.Context) -> Settings:
-    """The effective settings for a subcommand (loaded once, errors reported by main)."""
-    return ctx.find_root().obj.settings
 
 
 def _version(value: bool) -> None:

@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from alerts.config import AlertsSettings
+from dashboard.config import ApiSettings
 from ingest.config import IngestSettings
 from model.config import ModelSettings
 from stream.config import StreamSettings
@@ -89,6 +90,7 @@ class Settings(BaseSettings):
     model: ModelSettings = ModelSettings()
     stream: StreamSettings = StreamSettings()
     alerts: AlertsSettings = AlertsSettings()
+    api: ApiSettings = ApiSettings()
 
     @classmethod
     def settings_customise_sources(
