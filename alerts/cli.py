@@ -1,0 +1,159 @@
+"""``finpulse alerts``: backtest, evaluate, silences, alert listing and acknowledgement."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from alerts.store import AlertStore
+from finpulse.contracts import AlertState, utcnow
+
+alerts_app = typer.Typer(help="Negative-news spike alerts.", no_args_is_help=True)
+silence_app = typer.Typer(help="Silence alerts by matcher and time range.", no_args_is_help=True)
+alerts_app.add_typer(silence_app, name="silence")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(alerts_app, name="alerts")
+
+
+def _store(ctx: typer.Context) -> AlertStore:
+    from finpulse.cli import settings_from
+
+    return AlertStore(settings_from(ctx).alerts.state_db)
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+@alerts_app.command()
+def backtest(
+    input: Annotated[Path, typer.Option("--input", "-i", exists=True, dir_okay=False)],
+    out: Annotated[Path, typer.Option("--out", "-o")],
+    detector: Annotated[str, typer.Option(help="registered detector name")] = "beta_binomial",
+    param: Annotated[list[str] | None, typer.Option(help="detector parameter k=v")] = None,
+) -> None:
+    """Replay a CSV series through a detector; prints a JSON summary with rows/second."""
+    from alerts.backtest import backtest as run_backtest
+    from alerts.backtest import parse_params
+
+    started = time.perf_counter()
+    try:
+        summary = run_backtest(input, out, detector, parse_params(param or []))
+    except ValueError as exc:
+        _fail(str(exc))
+    elapsed = time.perf_counter() - started
+    summary.update(seconds=round(elapsed, 3), rows_per_s=round(summary["rows"] / elapsed))
+    typer.echo(json.dumps(summary))
+
+
+@alerts_app.command()
+def evaluate(
+    out_dir: Annotated[Path, typer.Option("--out-dir")] = Path("var/alerts-eval"),
+    scale: Annotated[float, typer.Option(help="fraction of the default series count")] = 1.0,
+    seed: int = 0,
+    workers: int = 2,
+) -> None:
+    """Detectors vs the ElastAlert-style ratio rule on simulated labelled series."""
+    from alerts.evaluate import evaluate as run_evaluate
+    from alerts.evaluate import table, write_report
+
+    results = run_evaluate(scale=scale, seed=seed, workers=workers)
+    typer.echo(table(results))
+    json_path, png_path = write_report(results, out_dir, seed)
+    typer.echo(f"wrote {json_path} and {png_path}")
+
+
+@alerts_app.command("list")
+def list_alerts(
+    ctx: typer.Context,
+    firing: Annotated[bool, typer.Option("--firing", help="only firing alerts")] = False,
+    limit: int = 50,
+) -> None:
+    """Alerts newest first (history), or only the firing ones."""
+    store = _store(ctx)
+    for rec in store.list_alerts(AlertState.FIRING if firing else None, limit=limit):
+        a = rec.alert
+        ack = f" acked by {rec.acked_by}" if rec.acknowledged else ""
+        typer.echo(
+            f"{a.id}  {a.state:<8} {a.severity:<8} {a.rule} {a.scope}:{a.key} "
+            f"score={a.score:.1f} started={a.started_at:%Y-%m-%dT%H:%MZ}{ack}"
+        )
+
+
+@alerts_app.command()
+def ack(
+    ctx: typer.Context,
+    alert_id: str,
+    by: Annotated[str, typer.Option("--by")],
+    comment: str = "",
+) -> None:
+    """Acknowledge an alert: no more repeat notifications for it."""
+    try:
+        rec = _store(ctx).acknowledge(alert_id, by, comment)
+    except KeyError as exc:
+        _fail(str(exc.args[0]))
+    typer.echo(f"acknowledged {rec.alert.id} by {rec.acked_by}")
+
+
+def _duration(text: str) -> timedelta:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        return timedelta(seconds=float(text[:-1]) * units[text[-1]])
+    except (KeyError, ValueError, IndexError):
+        raise typer.BadParameter(f"duration {text!r} must look like 30m, 2h or 1d") from None
+
+
+@silence_app.command("add")
+def silence_add(
+    ctx: typer.Context,
+    matchers: Annotated[list[str], typer.Argument(help="e.g. scope=ticker key=~AAPL|MSFT")],
+    duration: Annotated[str, typer.Option("--for", help="30m, 2h, 1d")] = "2h",
+    comment: str = "",
+    by: Annotated[str, typer.Option("--by")] = "",
+) -> None:
+    """Silence matching alerts from now for a duration."""
+    from pydantic import ValidationError
+
+    from alerts.silences import Silence
+
+    now = utcnow()
+    try:
+        silence = Silence(
+            matchers=matchers,
+            starts_at=now,
+            ends_at=now + _duration(duration),
+            comment=comment,
+            created_by=by,
+        )
+    except ValidationError as exc:
+        _fail(exc.errors()[0]["msg"].removeprefix("Value error, "))
+    _store(ctx).add_silence(silence)
+    typer.echo(f"{silence.id} until {silence.ends_at:%Y-%m-%dT%H:%M:%SZ}")
+
+
+@silence_app.command("list")
+def silence_list(
+    ctx: typer.Context, all_: Annotated[bool, typer.Option("--all", help="include expired")] = False
+) -> None:
+    """Active silences (or all of them)."""
+    for s in _store(ctx).list_silences(None if all_ else utcnow()):
+        typer.echo(
+            f"{s.id}  {' '.join(s.matchers)}  {s.starts_at:%Y-%m-%dT%H:%MZ} → "
+            f"{s.ends_at:%Y-%m-%dT%H:%MZ}  {s.created_by} {s.comment}".rstrip()
+        )
+
+
+@silence_app.command("rm")
+def silence_rm(ctx: typer.Context, silence_id: str) -> None:
+    """Delete a silence."""
+    if not _store(ctx).delete_silence(silence_id):
+        _fail(f"no silence with id {silence_id!r}")
+    typer.echo(f"deleted {silence_id}")

@@ -1,0 +1,286 @@
+"""The detector contract: ``update(timestamp, negative, total)`` → :class:`Decision`.
+
+A detector sees one window per step. The latest window stays *pending* (it may be updated
+again with larger counts while it is open) and is *committed* when a later window arrives
+or :meth:`Detector.advance` says its time is over. Firing may start on a pending window,
+because an open window that is already significant stays significant; resolving, learning
+and cool-down happen only on committed windows, because a half-filled window always looks
+calm. Missing windows are committed as empty ones (zero counts) when ``step_s`` is known.
+
+Gates shared by every detector: warm-up (no decision before ``warmup`` windows), minimum
+volume (``min_total`` articles and ``min_negative`` negative ones), hysteresis (resolve only
+after ``resolve_after`` windows scoring below ``resolve_threshold``), and a cool-down of
+``cooldown`` windows after a resolve so one event pages once.
+
+Scores are ``-log10`` p-values, so evidence adds up across windows: with ``accumulate``
+(a CUSUM over the scores, minus ``drift`` per window) a spike spread over several windows,
+none of them damning alone, still fires; under no change the sum stays near zero.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+_EMPTY_LOOP_CAP = 4032  # two weeks of 5-minute windows: longer gaps only decay the baseline
+
+
+class LateWindowError(ValueError):
+    """A window older than one the detector has already committed."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    timestamp: float
+    score: float
+    observed: float
+    baseline: float
+    negative: int
+    total: int
+    firing: bool
+    started: bool = False
+    resolved: bool = False
+
+
+def epoch(timestamp: float | datetime) -> float:
+    """Seconds since the epoch; datetimes must carry a timezone."""
+    if isinstance(timestamp, datetime):
+        if timestamp.tzinfo is None:
+            raise ValueError("timestamp must carry a timezone")
+        return timestamp.timestamp()
+    return float(timestamp)
+
+
+def _check(name: str, value: float, lo: float, hi: float = math.inf) -> float:
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be in [{lo}, {hi}], got {value!r}")
+    return value
+
+
+class Detector:
+    """Base class: subclasses implement ``_evaluate``, ``_learn`` and their model state."""
+
+    name: ClassVar[str]
+
+    def __init__(
+        self,
+        *,
+        threshold: float = 3.5,
+        resolve_threshold: float | None = None,
+        resolve_after: int = 2,
+        min_total: int = 0,
+        min_negative: int = 3,
+        warmup: int = 12,
+        cooldown: int = 6,
+        anomaly_weight: float = 0.1,
+        accumulate: bool = True,
+        drift: float = 0.7,
+        step_s: float | None = None,
+    ) -> None:
+        self.threshold = _check("threshold", threshold, 0.0)
+        self.resolve_threshold = _check(
+            "resolve_threshold",
+            threshold / 2 if resolve_threshold is None else resolve_threshold,
+            -math.inf,
+            threshold,
+        )
+        self.resolve_after = int(_check("resolve_after", resolve_after, 1))
+        self.min_total = int(_check("min_total", min_total, 0))
+        self.min_negative = int(_check("min_negative", min_negative, 0))
+        self.warmup = int(_check("warmup", warmup, 0))
+        self.cooldown = int(_check("cooldown", cooldown, 0))
+        self.anomaly_weight = _check("anomaly_weight", anomaly_weight, 0.0, 1.0)
+        self.step_s = None if step_s is None else _check("step_s", step_s, 1e-9)
+        self.accumulate = bool(accumulate)
+        self.drift = _check("drift", drift, 0.0)
+        self._cusum = 0.0
+        self._pending: tuple[float, int, int] | None = None
+        self._last_ts: float | None = None
+        self._firing = False
+        self._calm = 0
+        self._cooldown_left = 0
+        self._seen = 0
+
+    # -- what subclasses provide -------------------------------------------------------
+    def _evaluate(self, ts: float, negative: int, total: int) -> tuple[float, float, float]:
+        """(score, observed, baseline) of one window against the current baseline."""
+        raise NotImplementedError
+
+    def _learn(self, ts: float, negative: int, total: int, weight: float) -> None:
+        raise NotImplementedError
+
+    def _model_state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _load_model_state(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _significant(self, observed: float, baseline: float) -> bool:
+        """An effect-size gate on top of the score; by default every significant score counts."""
+        return True
+
+    def _learn_empty(self, ts: float, count: int) -> None:
+        """Learn ``count`` empty windows from ``ts`` on; subclasses may do it in O(1)."""
+        for i in range(min(count, _EMPTY_LOOP_CAP)):
+            self._learn(ts + i * (self.step_s or 0.0), 0, 0, 1.0)
+
+    # -- the public API ----------------------------------------------------------------
+    @property
+    def firing(self) -> bool:
+        return self._firing
+
+    @property
+    def pending_ts(self) -> float | None:
+        return None if self._pending is None else self._pending[0]
+
+    @property
+    def last_ts(self) -> float | None:
+        """Start of the latest window seen, pending or committed."""
+        return self._pending[0] if self._pending is not None else self._last_ts
+
+    def eligible(self, negative: int, total: int) -> bool:
+        return total >= self.min_total and negative >= self.min_negative
+
+    def update(self, timestamp: float | datetime, negative: int, total: int) -> list[Decision]:
+        """Score the window starting at ``timestamp``; returns the decisions it caused.
+
+        The last decision is the window's own; earlier ones come from committing older
+        windows (a resolve can happen there).
+        """
+        ts = epoch(timestamp)
+        if negative < 0 or negative > total:
+            raise ValueError(f"need 0 <= negative <= total, got {negative}/{total}")
+        decisions: list[Decision] = []
+        if self._pending is not None and ts != self._pending[0]:
+            if ts < self._pending[0]:
+                raise LateWindowError(f"window {ts} is older than the open one {self._pending[0]}")
+            decisions += self._commit_through(ts)
+        elif self._pending is None and self._last_ts is not None and ts <= self._last_ts:
+            raise LateWindowError(f"window {ts} is not newer than committed {self._last_ts}")
+        if self._pending is None and self._last_ts is not None:
+            decisions += self._commit_empty_until(ts)
+        self._pending = (ts, negative, total)
+        score, observed, baseline = self._evaluate(ts, negative, total)
+        score = max(score, self._accumulated(score))
+        started = (
+            not self._firing
+            and self._cooldown_left == 0
+            and self._seen >= self.warmup
+            and score >= self.threshold
+            and self.eligible(negative, total)
+            and self._significant(observed, baseline)
+        )
+        if started:
+            self._firing, self._calm = True, 0
+        decisions.append(
+            Decision(ts, score, observed, baseline, negative, total, self._firing, started)
+        )
+        return decisions
+
+    def _accumulated(self, score: float) -> float:
+        return max(0.0, self._cusum + score - self.drift) if self.accumulate else 0.0
+
+    def advance(self, until: float | datetime) -> list[Decision]:
+        """Commit every window that ends at or before ``until`` (needs ``step_s``)."""
+        if self.step_s is None:
+            raise ValueError("advance() needs step_s to know when windows end")
+        end = epoch(until)
+        decisions: list[Decision] = []
+        if self._pending is not None and self._pending[0] + self.step_s <= end:
+            decisions += self._commit_through(self._pending[0] + self.step_s)
+        if self._pending is None and self._last_ts is not None:
+            nxt = self._last_ts + self.step_s
+            closed = math.floor((end - nxt) / self.step_s + 1e-9)
+            if closed > 0:
+                decisions += self._commit_empty_until(nxt + closed * self.step_s)
+        return decisions
+
+    def flush(self) -> list[Decision]:
+        """Commit the pending window (end of a backtest)."""
+        if self._pending is None:
+            return []
+        return self._commit_through(self._pending[0] + (self.step_s or 1.0))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "detector": self.name,
+            "pending": list(self._pending) if self._pending is not None else None,
+            "last_ts": self._last_ts,
+            "firing": self._firing,
+            "calm": self._calm,
+            "cooldown_left": self._cooldown_left,
+            "seen": self._seen,
+            "cusum": self._cusum,
+            "model": self._model_state(),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        if state.get("detector") != self.name:
+            raise ValueError(
+                f"state belongs to detector {state.get('detector')!r}, not {self.name!r}"
+            )
+        pending = state["pending"]
+        self._pending = (float(pending[0]), int(pending[1]), int(pending[2])) if pending else None
+        self._last_ts = state["last_ts"]
+        self._firing = bool(state["firing"])
+        self._calm = int(state["calm"])
+        self._cooldown_left = int(state["cooldown_left"])
+        self._seen = int(state["seen"])
+        self._cusum = float(state.get("cusum", 0.0))
+        self._load_model_state(state["model"])
+
+    # -- committing --------------------------------------------------------------------
+    def _commit_through(self, next_ts: float) -> list[Decision]:
+        """Commit the pending window, then the empty ones before ``next_ts``."""
+        assert self._pending is not None
+        ts, negative, total = self._pending
+        self._pending = None
+        own = self._commit(ts, negative, total)
+        return ([own] if own.resolved else []) + self._commit_empty_until(next_ts)
+
+    def _commit_empty_until(self, next_ts: float) -> list[Decision]:
+        if self.step_s is None or self._last_ts is None:
+            return []
+        missing = round((next_ts - self._last_ts) / self.step_s) - 1
+        decisions: list[Decision] = []
+        first = self._last_ts + self.step_s
+        # Walk empty windows one by one only while the gates still change; then bulk-learn.
+        walk = min(missing, self.resolve_after + self.cooldown + 1)
+        for i in range(walk):
+            decisions.append(self._commit(first + i * self.step_s, 0, 0))
+        if missing > walk:
+            self._learn_empty(first + walk * self.step_s, missing - walk)
+            self._seen += missing - walk
+            self._cooldown_left = max(0, self._cooldown_left - (missing - walk))
+            self._last_ts = first + (missing - 1) * self.step_s
+        return [d for d in decisions if d.resolved]
+
+    def _commit(self, ts: float, negative: int, total: int) -> Decision:
+        score, observed, baseline = self._evaluate(ts, negative, total)
+        # Capped at the threshold: evidence beyond "enough to fire" must not delay the resolve.
+        self._cusum = min(self._accumulated(score), self.threshold)
+        resolved = False
+        if self._firing:
+            calm = score < self.resolve_threshold or not self.eligible(negative, total)
+            self._calm = self._calm + 1 if calm else 0
+            if self._calm >= self.resolve_after:
+                self._firing, resolved, self._cooldown_left = False, True, self.cooldown
+                self._cusum = 0.0
+        elif self._cooldown_left > 0:
+            self._cooldown_left -= 1
+        weight = self.anomaly_weight if score >= self.threshold else 1.0
+        self._learn(ts, negative, total, weight)
+        self._seen += 1
+        self._last_ts = ts
+        return Decision(
+            ts,
+            max(score, self._cusum),
+            observed,
+            baseline,
+            negative,
+            total,
+            self._firing,
+            resolved=resolved,
+        )

@@ -1,0 +1,74 @@
+"""Who is told what, when: routing, repeat intervals, silences, acks — and the outbox.
+
+Notifications are written to the SQLite outbox in the same transaction as the alert
+change, then delivered; a failed delivery stays in the outbox with exponential backoff
+(capped), so a receiver that is down for an hour still gets every page afterwards.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from alerts.config import OutboxSettings
+from alerts.metrics import AlertMetrics
+from alerts.notifiers import DeliveryError, Notifier
+from alerts.store import AlertStore
+from finpulse.contracts import Alert, AlertState
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        notifiers: dict[str, Notifier],
+        store: AlertStore,
+        metrics: AlertMetrics,
+        outbox: OutboxSettings | None = None,
+    ) -> None:
+        self.notifiers, self.store, self.metrics = notifiers, store, metrics
+        self.outbox = outbox or OutboxSettings()
+
+    def route(
+        self, alert: Alert, notifiers: list[str], repeat_s: float, now: datetime
+    ) -> list[str]:
+        """Queue what ``alert`` owes each notifier now; returns the notifiers queued for."""
+        queued: list[str] = []
+        if alert.state is AlertState.FIRING:
+            record = self.store.get_alert(alert.id)
+            if (record and record.acknowledged) or self.store.silenced(alert, now):
+                return queued
+            for name in notifiers:
+                last = self.store.last_sent(alert.id, name, AlertState.FIRING)
+                notifier = self.notifiers.get(name)
+                repeat = (notifier and notifier.repeat_interval_s) or repeat_s
+                if last is None or (now - last).total_seconds() >= repeat:
+                    queued.append(name)
+        else:
+            for name in notifiers:
+                told = self.store.last_sent(alert.id, name, AlertState.FIRING) is not None
+                if told and self.store.last_sent(alert.id, name, AlertState.RESOLVED) is None:
+                    queued.append(name)
+        with self.store.transaction():
+            for name in queued:
+                self.store.enqueue(name, alert, now)
+                self.store.mark_sent(alert.id, name, alert.state, now)
+        return queued
+
+    def flush(self, now: datetime) -> int:
+        """Try every due notification once; returns how many were delivered."""
+        delivered = 0
+        for item in self.store.due(now, self.outbox.batch):
+            notifier = self.notifiers.get(item.notifier)
+            try:
+                if notifier is None:
+                    raise DeliveryError(f"notifier {item.notifier!r} is not configured")
+                notifier.send(item.alert)
+            except DeliveryError as exc:
+                delay = min(self.outbox.backoff_s * 2**item.attempts, self.outbox.max_backoff_s)
+                self.store.reschedule(item.id, now + timedelta(seconds=delay), str(exc))
+                self.metrics.notifications.labels(item.notifier, "failed").inc()
+            else:
+                self.store.delivered(item.id)
+                self.metrics.notifications.labels(item.notifier, "sent").inc()
+                delivered += 1
+        self.metrics.outbox.set(self.store.outbox_size())
+        return delivered

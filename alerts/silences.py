@@ -1,0 +1,93 @@
+"""Silences: Alertmanager-style label matchers over a time range.
+
+>>> m = parse_matcher("key=~AAPL|MSFT")
+>>> m.matches({"key": "MSFT"}), m.matches({"key": "MSFTX"})
+(True, False)
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from finpulse.contracts import Alert, UtcDatetime, utcnow
+
+LABELS = ("rule", "scope", "key", "severity", "detector")
+_MATCHER = re.compile(r"^\s*([a-z_]+)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
+
+
+@dataclass(frozen=True)
+class Matcher:
+    label: str
+    op: str
+    value: str
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        actual = labels.get(self.label, "")
+        if self.op in ("=", "!="):
+            return (actual == self.value) == (self.op == "=")
+        hit = re.fullmatch(self.value, actual) is not None
+        return hit == (self.op == "=~")
+
+    def __str__(self) -> str:
+        return f"{self.label}{self.op}{self.value}"
+
+
+def parse_matcher(text: str) -> Matcher:
+    """``label=value``, ``label!=value``, ``label=~regex`` or ``label!~regex``."""
+    m = _MATCHER.match(text)
+    if not m:
+        raise ValueError(f"matcher {text!r} is not label=value, label!=value, label=~re, label!~re")
+    label, op, value = m.groups()
+    if label not in LABELS:
+        raise ValueError(f"matcher label {label!r} unknown; use one of {', '.join(LABELS)}")
+    if op in ("=~", "!~"):
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"matcher {text!r}: bad regular expression ({exc})") from None
+    return Matcher(label, op, value.strip("\"'"))
+
+
+def alert_labels(alert: Alert) -> dict[str, str]:
+    return {
+        "rule": alert.rule,
+        "scope": str(alert.scope),
+        "key": alert.key,
+        "severity": alert.severity,
+        "detector": alert.detector,
+    }
+
+
+class Silence(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
+    matchers: list[str] = Field(min_length=1)
+    starts_at: UtcDatetime = Field(default_factory=utcnow)
+    ends_at: UtcDatetime
+    comment: str = ""
+    created_by: str = ""
+    created_at: UtcDatetime = Field(default_factory=utcnow)
+
+    @field_validator("matchers")
+    @classmethod
+    def _parse(cls, v: list[str]) -> list[str]:
+        return [str(parse_matcher(m)) for m in v]
+
+    @model_validator(mode="after")
+    def _range(self) -> Silence:
+        if self.ends_at <= self.starts_at:
+            raise ValueError("a silence must end after it starts")
+        return self
+
+    def active(self, at: datetime) -> bool:
+        return self.starts_at <= at < self.ends_at
+
+    def silences(self, alert: Alert, at: datetime) -> bool:
+        labels = alert_labels(alert)
+        return self.active(at) and all(parse_matcher(m).matches(labels) for m in self.matchers)

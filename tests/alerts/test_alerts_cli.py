@@ -1,0 +1,107 @@
+import csv
+import json
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from alerts.cli import register
+from alerts.evaluate import evaluate, table
+from alerts.silences import parse_matcher
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    from finpulse.cli import root
+
+    monkeypatch.setenv("FINPULSE_ALERTS__STATE_DB", str(tmp_path / "a.db"))
+    monkeypatch.chdir(tmp_path)
+    root_app = typer.Typer()
+    root_app.callback()(root)
+    register(root_app)
+    return root_app
+
+
+def write_csv(path, header, rows):
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+
+
+def test_backtest_proportion_series_marks_alert_starts(app, tmp_path):
+    rows = [
+        (f"2026-01-05T00:{i % 60:02d}:00Z".replace("00:", f"{i // 60:02d}:", 1), neg, 20)
+        for i, neg in enumerate([6, 5, 7, 6] * 20 + [17, 18, 17] + [6] * 10)
+    ]
+    write_csv(tmp_path / "in.csv", ["timestamp", "negative", "total"], rows)
+    result = CliRunner().invoke(
+        app, ["alerts", "backtest", "-i", str(tmp_path / "in.csv"), "-o", str(tmp_path / "o.csv")]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["rows"] == len(rows) and summary["rows_per_s"] > 0
+    out = list(csv.DictReader((tmp_path / "o.csv").open()))
+    assert len(out) == len(rows) and out[0]["timestamp"] == rows[0][0]
+    assert [i for i, r in enumerate(out) if r["alert"] == "1"] == [80]
+
+
+def test_backtest_count_series_and_bad_input(app, tmp_path):
+    write_csv(tmp_path / "c.csv", ["timestamp", "value"], [(i * 3600, i % 2) for i in range(60)])
+    ok = CliRunner().invoke(
+        app,
+        [
+            "alerts",
+            "backtest",
+            "-i",
+            str(tmp_path / "c.csv"),
+            "-o",
+            str(tmp_path / "o.csv"),
+            "--detector",
+            "ratio",
+            "--param",
+            "spike_height=4",
+        ],
+    )
+    assert ok.exit_code == 0, ok.output
+    write_csv(tmp_path / "bad.csv", ["timestamp", "value"], [(0, 1), (3600, -2)])
+    bad = CliRunner().invoke(
+        app, ["alerts", "backtest", "-i", str(tmp_path / "bad.csv"), "-o", str(tmp_path / "x.csv")]
+    )
+    assert bad.exit_code == 2 and "line 3" in bad.output
+
+
+def test_silence_add_list_rm(app):
+    runner = CliRunner()
+    added = runner.invoke(
+        app,
+        ["alerts", "silence", "add", "scope=ticker", "key=~AAPL|MSFT", "--for", "2h", "--by", "me"],
+    )
+    assert added.exit_code == 0, added.output
+    silence_id = added.output.split()[0]
+    listed = runner.invoke(app, ["alerts", "silence", "list"])
+    assert silence_id in listed.output and "key=~AAPL|MSFT" in listed.output
+    assert runner.invoke(app, ["alerts", "silence", "rm", silence_id]).exit_code == 0
+    assert silence_id not in runner.invoke(app, ["alerts", "silence", "list"]).output
+    bad = runner.invoke(app, ["alerts", "silence", "add", "colour=red"])
+    assert bad.exit_code == 2 and "unknown" in bad.output
+
+
+def test_matcher_syntax():
+    assert parse_matcher("scope!=global").matches({"scope": "topic"})
+    assert not parse_matcher("key!~A.*").matches({"key": "AAPL"})
+    with pytest.raises(ValueError, match="bad regular expression"):
+        parse_matcher("key=~(")
+
+
+def test_small_evaluation_reports_every_detector_and_scenario():
+    results = evaluate(scale=0.05, workers=1, progress=False)
+    assert set(results) == {"global-busy", "topic", "ticker-sparse", "drift-no-spike"}
+    for per in results.values():
+        assert set(per) == {"beta_binomial", "negbinom", "ratio"}
+    assert results["drift-no-spike"]["ratio"]["spikes"] == 0
+    assert results["global-busy"]["beta_binomial"]["spikes"] > 0
+    # the yardstick's false alerts on a busy key are what the statistics are for
+    busy = results["global-busy"]
+    assert busy["beta_binomial"]["false_alerts_per_day"] < busy["ratio"]["false_alerts_per_day"]
+    assert "| global-busy | ratio |" in table(results)
