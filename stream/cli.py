@@ -1,0 +1,163 @@
+"""``finpulse worker``, ``finpulse run --embedded`` and ``finpulse bench pipeline``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from prometheus_client import REGISTRY, start_http_server
+from rich.console import Console
+
+from finpulse.cli import settings_from
+from finpulse.settings import Settings
+from stream.deadletter import JsonlDeadLetters
+from stream.embedded import EmbeddedRunner, RunStats
+from stream.metrics import StreamMetrics
+from stream.scoring import BatchScorer, NoModelError, RegistryModels
+from stream.sinks.sqlite import SqliteStore
+from stream.worker import alerting_from, run_worker
+from stream.writer import StoreWriter
+
+err = Console(stderr=True)
+bench_app = typer.Typer(help="Benchmarks that print JSON.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``worker``, ``run`` and ``bench pipeline`` to the root ``finpulse`` app."""
+    app.command("worker")(worker)
+    app.command("run")(run)
+    app.add_typer(bench_app, name="bench")
+    bench_app.command("pipeline")(bench_pipeline)
+
+
+Model = Annotated[
+    str | None, typer.Option(help="Pin a model ref or path (default: follow the champion).")
+]
+
+
+def worker(
+    ctx: typer.Context,
+    model: Model = None,
+    web_port: Annotated[
+        int | None, typer.Option(help="Port of /metrics (default metrics.port).")
+    ] = None,
+    alerts: Annotated[bool, typer.Option(help="Run the alert engine in-process.")] = True,
+    loglevel: Annotated[str, typer.Option(help="crit|error|warn|info|debug")] = "info",
+) -> None:
+    """Run one Faust worker: score news.raw, index news.scored, aggregate rates."""
+    settings = settings_from(ctx)
+    if web_port is not None:
+        settings.metrics.port = web_port
+    try:
+        run_worker(settings, model=model, alerts=alerts, loglevel=loglevel)
+    except NoModelError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def run(
+    ctx: typer.Context,
+    embedded: Annotated[
+        bool, typer.Option("--embedded", help="The whole pipeline in this process (required).")
+    ] = False,
+    replay: Annotated[
+        Path | None, typer.Option(help="Replay this JSONL/CSV file instead of crawling.")
+    ] = None,
+    rate: Annotated[float, typer.Option(help="Replay rows per second; 0 = flat out.")] = 0.0,
+    model: Model = None,
+    alerts: Annotated[bool, typer.Option(help="Run the alert engine.")] = True,
+) -> None:
+    """Crawl (or replay), score, store in SQLite and alert, all in one process."""
+    if not embedded:
+        err.print("[red]error:[/red] only --embedded is supported here; the Kafka path is "
+                  "`finpulse crawl` + `finpulse worker`")  # fmt: skip
+        raise typer.Exit(2)
+    if replay is not None and not replay.is_file():
+        err.print(f"[red]error:[/red] file not found: {replay}")
+        raise typer.Exit(2)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = settings_from(ctx)
+    try:
+        stats = asyncio.run(
+            run_embedded(settings, replay=replay, rate=rate, model=model, alerts=alerts)
+        )
+    except NoModelError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    err.print(
+        f"received {stats.received}, scored {stats.scored}, new in store {stats.new}, "
+        f"dead letters {stats.deadletters}, alerts {stats.alerts}"
+    )
+
+
+async def run_embedded(
+    settings: Settings,
+    *,
+    replay: Path | None = None,
+    rate: float = 0.0,
+    model: str | None = None,
+    alerts: bool = True,
+    serve_metrics: bool = True,
+) -> RunStats:
+    """Run until the replay ends, or until SIGINT/SIGTERM when crawling."""
+    from ingest.crawler import Crawler
+    from ingest.sinks.base import CallbackSink
+    from ingest.sources.replay import ReplayOptions
+
+    s = settings.stream
+    metrics = StreamMetrics(REGISTRY)
+    if serve_metrics:
+        start_http_server(settings.metrics.port, addr=settings.metrics.host, registry=REGISTRY)
+    scorer = BatchScorer(
+        RegistryModels(settings.model, pin=model), metrics, check_every_s=s.model_check_s
+    )
+    store = SqliteStore(settings.store.sqlite_path)
+    letters = JsonlDeadLetters(s.deadletter_path)
+    writer = StoreWriter(
+        store,
+        metrics,
+        letters,
+        retry_initial_s=s.store_retry_initial_s,
+        retry_max_s=s.store_retry_max_s,
+    )
+    runner = EmbeddedRunner(
+        s, scorer, writer, metrics, letters, alerts=alerting_from(settings) if alerts else None
+    )
+    sources = [ReplayOptions(path=replay, rate=rate)] if replay else None
+    crawler = Crawler(settings.ingest, CallbackSink(runner.put), sources=sources, registry=REGISTRY)
+
+    async def feed() -> None:
+        async with crawler:
+            if replay:
+                await crawler.run_once()
+                return
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await crawler.run_forever(stop)
+
+    try:
+        return await runner.run(feed())
+    finally:
+        store.close()
+
+
+def bench_pipeline(
+    ctx: typer.Context,
+    n: Annotated[int, typer.Option(help="Articles per run.")] = 2000,
+    workers: Annotated[str, typer.Option(help="Worker counts to run, comma-separated.")] = "1,2",
+    embedded: Annotated[bool, typer.Option(help="Also run the embedded runner.")] = True,
+    model: Model = None,
+) -> None:
+    """Replay N articles through Kafka → worker(s) → Elasticsearch; print JSON."""
+    from stream.bench import main as bench_main
+
+    bench_main(settings_from(ctx), n=n, workers=[int(w) for w in workers.split(",")],
+               embedded=embedded, model=model)  # fmt: skip

@@ -1,0 +1,152 @@
+"""The whole pipeline in one process: sources → score → store → rates → alerts.
+
+The same core as the Faust workers, driven by bounded asyncio queues instead of Kafka:
+when the store is down the writer retries, the queues fill and the sources are paused by
+back-pressure — nothing is dropped. This is what the demo and a single-machine user run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterable, Awaitable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from finpulse.contracts import Article, ScoredArticle, encode
+from stream.aggregate import RateAggregator
+from stream.alerting import TICK_EVERY_S, Alerting
+from stream.config import StreamSettings
+from stream.deadletter import DeadLetter, DeadLetterSink, Reason
+from stream.metrics import StreamMetrics
+from stream.scoring import BatchScorer
+from stream.writer import StoreWriter
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_DONE: Any = object()
+
+
+@dataclass
+class RunStats:
+    received: int = 0
+    scored: int = 0
+    new: int = 0
+    deadletters: int = 0
+    windows: int = 0
+    alerts: int = 0
+
+
+async def take(queue: asyncio.Queue[T], max_: int, within: float) -> list[T]:
+    """Wait for one item, then gather up to ``max_`` for at most ``within`` seconds."""
+    batch = [await queue.get()]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while len(batch) < max_ and batch[-1] is not _DONE:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            break
+        try:  # asyncio.timeout, not wait_for: wait_for can swallow a cancellation in 3.11
+            async with asyncio.timeout(remaining):
+                batch.append(await queue.get())
+        except TimeoutError:
+            break
+    return batch
+
+
+class EmbeddedRunner:
+    def __init__(
+        self,
+        settings: StreamSettings,
+        scorer: BatchScorer,
+        writer: StoreWriter,
+        metrics: StreamMetrics,
+        deadletters: DeadLetterSink,
+        *,
+        alerts: Alerting | None = None,
+    ) -> None:
+        self.settings, self.scorer, self.writer = settings, scorer, writer
+        self.metrics, self.deadletters = metrics, deadletters
+        self.alerts = alerts
+        self.rates = RateAggregator(settings.window_s, settings.evidence_size, settings.lateness_s)
+        self.stats = RunStats()
+        self._raw: asyncio.Queue[Article] = asyncio.Queue(settings.queue_size)
+        self._scored: asyncio.Queue[list[ScoredArticle]] = asyncio.Queue(
+            max(1, settings.queue_size // settings.batch_size)
+        )
+
+    async def put(self, article: Article) -> None:
+        """The way in for ingest (``CallbackSink(runner.put)``); waits while the queue is full."""
+        await self._raw.put(article)
+        self.stats.received += 1
+        self.metrics.consumer_lag.labels("embedded", "0").set(self._raw.qsize())
+
+    async def run(self, *feeds: Awaitable[None]) -> RunStats:
+        """Process until every feed returns (a replay) or the task is cancelled.
+
+        A feed is a coroutine that calls :meth:`put`, e.g. the ingest crawler with a
+        ``CallbackSink(runner.put)``, or :meth:`drain` of an async iterable of articles.
+        """
+        await asyncio.to_thread(self.scorer.refresh, True)  # fail fast without a model
+
+        async def feed_all() -> None:
+            await asyncio.gather(*feeds)
+            await self._raw.put(_DONE)
+
+        tasks = [asyncio.create_task(c) for c in (feed_all(), self._score(), self._store())]
+        if self.alerts:
+            tasks.append(asyncio.create_task(self._tick()))
+        try:
+            # A failing stage must not leave the feeds blocked on a full queue forever.
+            done, _ = await asyncio.wait(tasks[:3], return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        return self.stats
+
+    async def drain(self, source: AsyncIterable[Article]) -> None:
+        async for article in source:
+            await self.put(article)
+
+    async def _score(self) -> None:
+        s = self.settings
+        while True:
+            batch = await take(self._raw, s.batch_size, s.batch_within_s)
+            done = batch[-1] is _DONE
+            articles = [a for a in batch if a is not _DONE]
+            self.metrics.consumer_lag.labels("embedded", "0").set(self._raw.qsize())
+            if articles:
+                result = await asyncio.to_thread(self.scorer.score, articles)
+                for article, error in result.failed:
+                    await self._dead(DeadLetter(Reason.SCORING_FAILED, error, encode(article)))
+                self.stats.scored += len(result.scored)
+                if result.scored:
+                    await self._scored.put(result.scored)
+            if done:
+                await self._scored.put(_DONE)
+                return
+
+    async def _store(self) -> None:
+        while (scored := await self._scored.get()) is not _DONE:
+            new = await self.writer.write(scored)
+            self.stats.new += len(new)
+            before = self.rates.counter.late
+            windows = self.rates.add(new)
+            self.metrics.late.inc(self.rates.counter.late - before)
+            self.stats.windows += len(windows)
+            if self.alerts is not None:
+                self.stats.alerts += len(await self.alerts.process(windows))
+
+    async def _tick(self) -> None:
+        assert self.alerts is not None
+        while True:
+            await asyncio.sleep(TICK_EVERY_S)
+            self.stats.alerts += len(await self.alerts.tick())
+
+    async def _dead(self, letter: DeadLetter) -> None:
+        self.stats.deadletters += 1
+        self.metrics.deadletters.labels(letter.reason.value).inc()
+        await self.deadletters.put(letter)

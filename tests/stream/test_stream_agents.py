@@ -1,0 +1,99 @@
+"""The Faust agents driven by ``agent.test_context()``: no Kafka, sends captured."""
+
+import asyncio
+
+import pytest
+from stream_helpers import FakeModels, make_article, make_scored
+
+from finpulse.contracts import RateWindow, Scope, ScoredArticle, encode
+from finpulse.settings import Settings
+from stream.faust_app import create_app
+from stream.scoring import BatchScorer
+from stream.sinks.sqlite import SqliteStore
+
+
+class Sent:
+    """Replaces a topic's ``send``: records (key, value, headers), resolves at once."""
+
+    def __init__(self):
+        self.messages = []
+
+    async def __call__(self, key=None, value=None, headers=None, **_):
+        self.messages.append((key, value, dict(headers or [])))
+        fut = asyncio.get_running_loop().create_future()
+        fut.set_result(None)
+        return fut
+
+
+@pytest.fixture
+def built(tmp_path, metrics):
+    settings = Settings(
+        kafka={"bootstrap_servers": "127.0.0.1:1"},  # nothing listens: proves no broker is used
+        stream={"batch_size": 4, "batch_within_s": 0.05, "app_id": "finpulse-unit"},
+    )
+    store = SqliteStore(tmp_path / "s.db")
+    sa = create_app(settings, BatchScorer(FakeModels(), metrics), store, metrics, web_enabled=False)
+    sent = {name: Sent() for name in ("scored", "scope", "rates", "deadletter")}
+    for name, fake in sent.items():
+        getattr(sa, name).send = fake
+    yield sa, sent, store
+    store.close()
+
+
+async def put_all(agent, values):
+    async with agent.test_context() as ctx:
+        for v in values:
+            await ctx.put(key=b"k", value=v, wait=False)
+        await asyncio.sleep(0.5)
+
+
+def test_score_agent_emits_one_scored_article_per_article_keyed_by_id(built):
+    sa, sent, _ = built
+    articles = [make_article(i, "Acme crash" if i % 2 else "calm") for i in range(6)]
+    asyncio.run(put_all(sa.score, [encode(a) for a in articles]))
+    out = [(k, ScoredArticle.model_validate_json(v)) for k, v, _ in sent["scored"].messages]
+    assert [k.decode() for k, _ in out] == [a.id for a in articles]
+    assert [s.sentiment.value for _, s in out] == ["neutral", "negative"] * 3
+    assert {s.model_version for _, s in out} == {"v1"}
+
+
+def test_malformed_messages_are_dead_lettered_and_the_agent_keeps_going(built, metrics):
+    sa, sent, _ = built
+    good = make_article(1)
+    asyncio.run(put_all(sa.score, [b"{broken", b'{"id": "x"}', encode(good)]))
+    assert [ScoredArticle.model_validate_json(v).id for _, v, _ in sent["scored"].messages] == [
+        good.id
+    ]
+    letters = sent["deadletter"].messages
+    assert [v for _, v, _ in letters] == [b"{broken", b'{"id": "x"}']
+    assert [h["finpulse.deadletter.reason"] for _, _, h in letters] == [b"malformed", b"invalid"]
+    assert (
+        metrics.registry.get_sample_value("finpulse_deadletter_total", {"reason": "invalid"}) == 1
+    )
+
+
+def test_index_agent_stores_once_and_counts_only_new_articles(built):
+    sa, sent, store = built
+    scored = [make_scored(i, "negative", 0.9, tickers=["ACME"]) for i in range(3)]
+    asyncio.run(put_all(sa.index, [encode(a) for a in [*scored, scored[0]]]))
+    asyncio.run(put_all(sa.index, [encode(scored[1])]))  # a redelivery after a crash
+    assert store.count() == 3
+    deltas = [RateWindow.model_validate_json(v) for _, v, _ in sent["scope"].messages]
+    global_total = sum(d.total for d in deltas if d.scope == Scope.GLOBAL)
+    assert global_total == 3
+    keys = {k.decode() for k, _, _ in sent["scope"].messages}
+    assert keys == {"global|all", "topic|markets", "source|wire", "ticker|ACME"}
+
+
+def test_rates_agent_folds_deltas_per_key_into_growing_windows(built):
+    sa, sent, _ = built
+    from stream.aggregate import RateCounter
+
+    counter = RateCounter(300)
+    d1 = [d for d in counter.count([make_scored(1, "negative", 0.9)]) if d.scope == Scope.GLOBAL]
+    d2 = [d for d in counter.count([make_scored(2), make_scored(3)]) if d.scope == Scope.GLOBAL]
+    asyncio.run(put_all(sa.aggregate, [encode(d) for d in d1 + d2] + [b"not json"]))
+    windows = [RateWindow.model_validate_json(v) for _, v, _ in sent["rates"].messages]
+    assert [(w.total, w.negative) for w in windows] == [(1, 1), (3, 1)]
+    assert windows[-1].evidence[0].id == make_scored(1).id
+    assert len(sent["deadletter"].messages) == 1
