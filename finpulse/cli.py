@@ -12,9 +12,14 @@ from typing import Annotated
 
 import typer
 
+from alerts.cli import register as register_alerts
 from finpulse import __version__
 from finpulse.context import State, settings_from
 from finpulse.settings import ConfigError, to_toml
+from ingest.cli import register as register_ingest
+from model.cli import register as register_model
+from stream.cli import bench_pipeline
+from stream.cli import register as register_stream
 
 app = typer.Typer(
     name="finpulse",
@@ -24,6 +29,7 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+bench_app = typer.Typer(help="Benchmarks that print JSON.", no_args_is_help=True)
 
 
 def _version(value: bool) -> None:
@@ -54,6 +60,12 @@ def root(
 def config_show(ctx: typer.Context) -> None:
     """Print the effective configuration as TOML, secrets masked."""
     typer.echo(to_toml(settings_from(ctx)), nl=False)
+
+
+for register in (register_ingest, register_model, register_stream, register_alerts):
+    register(app)
+app.add_typer(bench_app, name="bench")
+bench_app.command("pipeline")(bench_pipeline)
 
 
 def main() -> None:

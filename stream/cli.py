@@ -12,7 +12,7 @@ import typer
 from prometheus_client import REGISTRY, start_http_server
 from rich.console import Console
 
-from finpulse.cli import settings_from
+from finpulse.context import settings_from
 from finpulse.settings import Settings
 from stream.deadletter import JsonlDeadLetters
 from stream.embedded import EmbeddedRunner, RunStats
@@ -23,15 +23,12 @@ from stream.worker import alerting_from, run_worker
 from stream.writer import StoreWriter
 
 err = Console(stderr=True)
-bench_app = typer.Typer(help="Benchmarks that print JSON.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``worker``, ``run`` and ``bench pipeline`` to the root ``finpulse`` app."""
+    """Add ``worker`` and ``run`` to the root app (the root adds ``bench_pipeline`` to bench)."""
     app.command("worker")(worker)
     app.command("run")(run)
-    app.add_typer(bench_app, name="bench")
-    bench_app.command("pipeline")(bench_pipeline)
 
 
 Model = Annotated[
