@@ -13,6 +13,7 @@ import typer
 from alerts.store import AlertStore
 from finpulse.contracts import AlertState, utcnow
 
+CALIBRATION = Path(__file__).with_name("calibration.json")  # matched thresholds for seed 0
 alerts_app = typer.Typer(help="Negative-news spike alerts.", no_args_is_help=True)
 silence_app = typer.Typer(help="Silence alerts by matcher and time range.", no_args_is_help=True)
 alerts_app.add_typer(silence_app, name="silence")
@@ -60,12 +61,16 @@ def evaluate(
     scale: Annotated[float, typer.Option(help="fraction of the default series count")] = 1.0,
     seed: int = 0,
     workers: int = 2,
+    calibration: Annotated[
+        Path, typer.Option(help="matched-threshold cache; recomputed when stale")
+    ] = CALIBRATION,
 ) -> None:
-    """Detectors vs the ElastAlert-style ratio rule on simulated labelled series."""
+    """Detectors vs the ElastAlert-style ratio rule on simulated labelled series, at their
+    default thresholds and at thresholds matched to the ratio rule's false-alert rate."""
     from alerts.evaluate import evaluate as run_evaluate
     from alerts.evaluate import table, write_report
 
-    results = run_evaluate(scale=scale, seed=seed, workers=workers)
+    results = run_evaluate(scale=scale, seed=seed, workers=workers, calibration=calibration)
     typer.echo(table(results))
     json_path, png_path = write_report(results, out_dir, seed)
     typer.echo(f"wrote {json_path} and {png_path}")

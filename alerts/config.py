@@ -132,7 +132,13 @@ def _default_rules() -> list[RuleConfig]:
             window_s=3600,
             step_s=900,
             detector="negbinom",
-            params={"half_life": 672, "warmup": 96},
+            # a week of 15-minute steps; each hour's share of the day learned over a week
+            params={
+                "half_life": 672,
+                "warmup": 96,
+                "seasonality": "hour_of_day",
+                "season_half_life": 28,
+            },
         ),
         RuleConfig(name="source-negative-share", scope=Scope.SOURCE, window_s=900),
     ]

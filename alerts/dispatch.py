@@ -1,12 +1,16 @@
 """Who is told what, when: routing, repeat intervals, silences, acks — and the outbox.
 
-Notifications are written to the SQLite outbox in the same transaction as the alert
-change, then delivered; a failed delivery stays in the outbox with exponential backoff
-(capped), so a receiver that is down for an hour still gets every page afterwards.
+:meth:`Dispatcher.route` writes notifications to the SQLite outbox in the same transaction
+as the alert change (no I/O); :meth:`Dispatcher.flush` delivers them, from whichever thread
+calls it, without holding the store while it waits on the network. A failed delivery stays
+in the outbox with exponential backoff (capped), so a receiver that is down for an hour
+still gets every page afterwards. Delivery is at least once: a crash between a send and
+its bookkeeping re-sends on restart, which receivers deduplicate by alert id.
 """
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
 
 from alerts.config import OutboxSettings
@@ -26,6 +30,7 @@ class Dispatcher:
     ) -> None:
         self.notifiers, self.store, self.metrics = notifiers, store, metrics
         self.outbox = outbox or OutboxSettings()
+        self._flushing = threading.Lock()  # one delivery pass at a time: no double sends
 
     def route(
         self, alert: Alert, notifiers: list[str], repeat_s: float, now: datetime
@@ -54,7 +59,18 @@ class Dispatcher:
         return queued
 
     def flush(self, now: datetime) -> int:
-        """Try every due notification once; returns how many were delivered."""
+        """Try every due notification once; returns how many were delivered.
+
+        A pass already running on another thread makes this one return 0 at once.
+        """
+        if not self._flushing.acquire(blocking=False):
+            return 0
+        try:
+            return self._flush(now)
+        finally:
+            self._flushing.release()
+
+    def _flush(self, now: datetime) -> int:
         delivered = 0
         for item in self.store.due(now, self.outbox.batch):
             notifier = self.notifiers.get(item.notifier)

@@ -1,13 +1,16 @@
-"""The alerting engine: rate windows in, alert state changes out (and notifications sent).
+"""The alerting engine: rate windows in, alert state changes out, notifications queued.
 
-The stream stage calls :meth:`AlertEngine.process` for every ``RateWindow`` update and
-:meth:`AlertEngine.tick` every few seconds. ``process`` re-buckets the stream's tumbling
+Detection and delivery are decoupled. :meth:`AlertEngine.process` (called by the stream
+for every ``RateWindow`` update, from its event loop) re-buckets the stream's tumbling
 windows into each rule's window/step, feeds the rule's detector, turns its decisions into
 ``Alert`` transitions (firing once, resolved once, a stable id per rule, key and episode)
-and queues notifications. ``tick`` closes windows whose time is over — a key that goes
-quiet is a key whose rate returned to zero, so its alert resolves — re-notifies long
-firing alerts after their repeat interval and retries the outbox. Every change is written
-to SQLite in the window's transaction, so a restarted engine continues where it stopped.
+and writes them, with the notifications they owe, to SQLite in one transaction — it never
+touches the network. :meth:`AlertEngine.tick` (called every few seconds from a worker
+thread) closes windows whose time is over — a key that goes quiet is a key whose rate
+returned to zero, so its alert resolves —, queues repeat notifications for long-firing
+alerts, and then :meth:`AlertEngine.deliver_pending` sends what the outbox holds, with
+retries and capped backoff. The outbox is the source of truth: a restarted engine
+delivers what its predecessor queued, and never queues the same page twice.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
@@ -92,6 +96,7 @@ class AlertEngine:
             metrics,
         )
         self.rules = {rule.name: rule for rule in settings.rules}
+        self._lock = threading.RLock()  # detector state: process() and tick() run on two threads
         self._series: dict[tuple[str, str], _Series] = {}
         for (rule_name, key), state in store.load_states().items():
             rule = self.rules.get(rule_name)
@@ -132,19 +137,21 @@ class AlertEngine:
                     f"(step {rule.step}s); make rule windows multiples of stream.window_s"
                 )
         out: list[Alert] = []
-        with self.store.transaction():
+        with self._lock, self.store.transaction():
             for rule in rules:
                 out += self._feed(rule, window, now)
-        if out:
-            self.dispatcher.flush(now)
         return out
 
     def tick(self, now: datetime | None = None) -> list[Alert]:
-        """Close windows whose time is over, re-notify, retry the outbox."""
+        """Close windows whose time is over, queue repeat notifications, deliver the outbox.
+
+        Returns the transitions the closed windows caused (already queued and, where the
+        receivers are up, delivered by the time it returns).
+        """
         now = now or utcnow()
         cutoff = now.timestamp() - self.settings.late_grace_s
         out: list[Alert] = []
-        with self.store.transaction():
+        with self._lock, self.store.transaction():
             for (rule_name, key), series in self._series.items():
                 rule = self.rules[rule_name]
                 before = (series.detector.pending_ts, series.detector.last_ts)
@@ -156,8 +163,13 @@ class AlertEngine:
                 rule = self.rules.get(record.alert.rule)
                 if rule is not None:
                     self.dispatcher.route(record.alert, rule.notifiers, self._repeat(rule), now)
-        self.dispatcher.flush(now)
+        self.deliver_pending(now)
         return out
+
+    def deliver_pending(self, now: datetime | None = None) -> int:
+        """Send every due outbox item once (network I/O, bounded by each notifier's timeout);
+        failures are rescheduled with backoff. Returns how many were delivered."""
+        return self.dispatcher.flush(now or utcnow())
 
     def close(self) -> None:
         self.store.close()

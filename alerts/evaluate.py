@@ -1,17 +1,27 @@
-"""Evaluation harness: built-in detectors vs the ElastAlert-style ratio rule on labelled series.
+"""Evaluation harness: the statistical detectors vs the ElastAlert-style ratio rule.
 
-Every scenario is simulated for many days over several seeded series; every detector sees
-the same series. A spike counts as detected when an alert starts during it or within
-``TOLERANCE`` windows after it; any other alert start after warm-up is a false alert. Keys
-with no articles send no window, as in the stream, so sparse series exercise gap handling.
+Every scenario is simulated over several seeded series; every detector sees the same series.
+A spike is detected when an alert *starts* during it or within ``TOLERANCE`` windows after
+it (delay counted in windows from the spike's first window); any other alert start after
+warm-up is false, and false alerts are counted per day of spike-free time. Keys with no
+articles send no window, as in the stream, so sparse series exercise gap handling.
+
+Each detector is reported twice: at its default threshold, and at a *matched* threshold —
+the lowest on ``GRID`` whose false-alert rate on spike-free series is at most the ratio
+rule's on the same series. Those calibration series use seeds the reported run never sees
+(``seed * 1000 + CALIBRATION_OFFSET + i`` vs ``seed * 1000 + i``), so the matched point is
+not tuned in-sample. Calibration is cached in a JSON file keyed by a fingerprint of the
+detector code, the scenarios and the parameters, and redone whenever any of them changes.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import multiprocessing
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -22,131 +32,322 @@ from alerts.detectors import create
 from alerts.simulate import SCENARIOS, Scenario, Series, generate
 
 TOLERANCE = 2  # windows after a spike's end in which an alert still counts as detecting it
+YARDSTICK = "ratio"
+GRID = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0)  # thresholds tried for matching
+CALIBRATION_OFFSET = 500  # calibration seeds; evaluation uses fewer than this many series
 
-# Parameters per detector, scaled to the scenario's window: baselines adapt over a day
-# (a week for the hourly sparse key); the ratio rule is ElastAlert's spike with its floors.
+
+def _half_life(sc: Scenario) -> int:
+    """Baselines adapt over a day, over a week for hourly (sparse) keys."""
+    return sc.per_day * (7 if sc.window_s >= 3600 else 1)
+
+
+def _count_params(sc: Scenario) -> dict[str, Any]:
+    """The daily cycle is learned per hour; on sparse keys each hour's factor needs a week."""
+    season = {"season_half_life": 7.0} if sc.window_s >= 3600 else {}
+    return {"half_life": _half_life(sc), "seasonality": "hour_of_day", **season}
+
+
+# Parameters per detector, scaled to the scenario's window. The ratio rule is ElastAlert's
+# spike with its floors: 3x the previous window, at least 3 negatives now.
 DETECTORS: dict[str, Callable[[Scenario], dict[str, Any]]] = {
-    "beta_binomial": lambda sc: {"half_life": sc.per_day * (7 if sc.window_s >= 3600 else 1)},
-    "negbinom": lambda sc: {
-        "half_life": sc.per_day * (7 if sc.window_s >= 3600 else 1),
-        "seasonality": "none" if sc.window_s >= 3600 else "hour_of_day",
-    },
-    "ratio": lambda sc: {"spike_height": 3.0, "threshold_cur": 3, "threshold_ref": 0},
+    "beta_binomial": lambda sc: {"half_life": _half_life(sc)},
+    "negbinom": lambda sc: _count_params(sc),
+    "share_or_volume": lambda sc: _count_params(sc),
+    YARDSTICK: lambda sc: {"spike_height": 3.0, "threshold_cur": 3, "threshold_ref": 0},
 }
 
 
 @dataclass
 class Outcome:
-    detected: int = 0
     spikes: int = 0
-    delays: list[int] | None = None
+    detected: int = 0
+    delays: list[int] = field(default_factory=list)
     false_alerts: int = 0
     days: float = 0.0
 
     def add(self, other: Outcome) -> None:
-        self.detected += other.detected
         self.spikes += other.spikes
-        self.delays = (self.delays or []) + (other.delays or [])
+        self.detected += other.detected
+        self.delays += other.delays
         self.false_alerts += other.false_alerts
         self.days += other.days
+
+    @property
+    def false_per_day(self) -> float:
+        return self.false_alerts / self.days if self.days else 0.0
 
     def summary(self) -> dict[str, Any]:
         return {
             "spikes": self.spikes,
             "detected": self.detected,
             "detection_rate": self.detected / self.spikes if self.spikes else None,
+            "within_1_window_rate": (
+                sum(d <= 1 for d in self.delays) / self.spikes if self.spikes else None
+            ),
             "median_delay_windows": median(self.delays) if self.delays else None,
             "false_alerts": self.false_alerts,
-            "false_alerts_per_day": self.false_alerts / self.days if self.days else 0.0,
+            "spike_free_days": round(self.days, 2),
+            "false_alerts_per_day": self.false_per_day,
         }
 
 
 def run_detector(name: str, params: dict[str, Any], series: Series, window_s: int) -> list[int]:
-    """Indices of the windows where an alert starts (zero windows are never sent)."""
+    """Indices of the windows where an alert starts (windows without articles are not sent)."""
     det = create(name, step_s=window_s, warmup=series.warmup // 3, **params)
     starts = []
     for i in np.flatnonzero(series.total > 0):
-        if det.update(float(series.timestamps[i]), int(series.negative[i]), int(series.total[i]))[
-            -1
-        ].started:
+        ts, neg, tot = float(series.timestamps[i]), int(series.negative[i]), int(series.total[i])
+        if det.update(ts, neg, tot)[-1].started:
             starts.append(int(i))
     return starts
 
 
 def score(series: Series, starts: list[int], per_day: int) -> Outcome:
-    out = Outcome(delays=[], spikes=len(series.spikes))
-    claimed: set[int] = set()
+    """Detections, delays and false alerts; spike windows (and the grace) are not 'spike-free'."""
+    out = Outcome(spikes=len(series.spikes))
+    near_spike = np.zeros(len(series.total), dtype=bool)
     for first, length in series.spikes:
+        near_spike[first : first + length + TOLERANCE] = True
         hits = [s for s in starts if first <= s < first + length + TOLERANCE]
-        claimed.update(hits)
         if hits:
             out.detected += 1
-            out.delays.append(hits[0] - first)  # type: ignore[union-attr]
-    out.false_alerts = sum(1 for s in starts if s >= series.warmup and s not in claimed)
-    out.days = (len(series.total) - series.warmup) / per_day
+            out.delays.append(hits[0] - first)
+    out.false_alerts = sum(1 for s in starts if s >= series.warmup and not near_spike[s])
+    out.days = float(np.count_nonzero(~near_spike[series.warmup :])) / per_day
     return out
 
 
-def _task(args: tuple[str, int]) -> tuple[str, dict[str, Outcome], dict[str, list[int]]]:
-    scenario_name, seed = args
-    sc = SCENARIOS[scenario_name]
+def _seeds(sc: Scenario, scale: float, seed: int, calibration: bool) -> list[int]:
+    count = max(1, round(sc.series * scale))
+    if count > CALIBRATION_OFFSET:
+        raise ValueError(f"at most {CALIBRATION_OFFSET} series per scenario, got {count}")
+    first = seed * 1000 + (CALIBRATION_OFFSET if calibration else 0)
+    return list(range(first, first + count))
+
+
+def _with_threshold(detector: str, sc: Scenario, threshold: float | None) -> dict[str, Any]:
+    params = DETECTORS[detector](sc)
+    return params if threshold is None else {**params, "threshold": threshold}
+
+
+# -- calibration -----------------------------------------------------------------------
+def _calibration_task(
+    args: tuple[str, int, tuple[float, ...]],
+) -> tuple[str, dict[str, dict[float | None, int]]]:
+    """False alerts of every detector and grid threshold on one spike-free series."""
+    name, seed, grid_ = args
+    sc = dataclasses.replace(SCENARIOS[name], spike_every_days=0.0)
     series = generate(sc, seed)
-    starts = {d: run_detector(d, f(sc), series, sc.window_s) for d, f in DETECTORS.items()}
-    return scenario_name, {d: score(series, s, sc.per_day) for d, s in starts.items()}, starts
+    counts: dict[str, dict[float | None, int]] = {}
+    for det in DETECTORS:
+        grid: Iterable[float | None] = (None,) if det == YARDSTICK else grid_
+        counts[det] = {
+            t: score(
+                series,
+                run_detector(det, _with_threshold(det, sc, t), series, sc.window_s),
+                sc.per_day,
+            ).false_alerts
+            for t in grid
+        }
+    return name, counts
+
+
+def fingerprint(scale: float, seed: int, names: list[str], grid: tuple[float, ...]) -> str:
+    """What the calibration depends on: detector code, scenarios, parameters, seeds."""
+    here = Path(__file__).parent
+    h = hashlib.sha256()
+    for path in sorted([*here.glob("detectors/*.py"), here / "stats.py", here / "simulate.py"]):
+        h.update(path.read_bytes())
+    setup = {
+        "scenarios": {n: vars(SCENARIOS[n]) for n in names},
+        "params": {d: {n: f(SCENARIOS[n]) for n in names} for d, f in DETECTORS.items()},
+        "grid": grid,
+        "tolerance": TOLERANCE,
+        "scale": scale,
+        "seed": seed,
+    }
+    h.update(json.dumps(setup, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def calibrate(
+    scale: float = 1.0,
+    seed: int = 0,
+    workers: int = 2,
+    progress: bool = True,
+    scenarios: list[str] | None = None,
+    grid: tuple[float, ...] = GRID,
+) -> dict[str, Any]:
+    """Matched thresholds: per scenario and detector, the lowest grid threshold at or above
+    which every grid threshold keeps false alerts per day within the ratio rule's."""
+    names = scenarios or list(SCENARIOS)
+    tasks = [(n, s, grid) for n in names for s in _seeds(SCENARIOS[n], scale, seed, True)]
+    totals: dict[str, dict[str, dict[float | None, int]]] = {
+        n: {d: {} for d in DETECTORS} for n in names
+    }
+    days = dict.fromkeys(names, 0.0)
+    for name, counts in _map(_calibration_task, tasks, workers, progress, "calibrating"):
+        sc = SCENARIOS[name]
+        days[name] += (sc.days * sc.per_day - int(sc.warmup_days * sc.per_day)) / sc.per_day
+        for det, per in counts.items():
+            for t, n in per.items():
+                totals[name][det][t] = totals[name][det].get(t, 0) + n
+    thresholds: dict[str, dict[str, Any]] = {}
+    rates: dict[str, dict[str, Any]] = {}
+    for name in names:
+        target = totals[name][YARDSTICK][None] / days[name]
+        rates[name] = {YARDSTICK: target}
+        thresholds[name] = {}
+        for det in DETECTORS:
+            if det == YARDSTICK:
+                continue
+            per_day = {t: totals[name][det][t] / days[name] for t in grid}
+            rates[name][det] = {str(t): r for t, r in per_day.items()}
+            chosen = None
+            for t in sorted(grid, reverse=True):
+                if per_day[t] > target:
+                    break
+                chosen = t
+            thresholds[name][det] = chosen if chosen is not None else max(grid)
+    return {
+        "fingerprint": fingerprint(scale, seed, names, grid),
+        "seeds": {n: _seeds(SCENARIOS[n], scale, seed, True) for n in names},
+        "spike_free_days": days,
+        "false_alerts_per_day": rates,
+        "thresholds": thresholds,
+    }
+
+
+def load_or_calibrate(
+    path: Path | None,
+    scale: float,
+    seed: int,
+    workers: int,
+    progress: bool,
+    scenarios: list[str],
+    grid: tuple[float, ...],
+) -> dict[str, Any]:
+    """The cached calibration if it matches the current code and setup, else a fresh one."""
+    expected = fingerprint(scale, seed, scenarios, grid)
+    if path is not None and path.exists():
+        cached = json.loads(path.read_text())
+        if cached.get("fingerprint") == expected:
+            return cached
+    fresh = calibrate(scale, seed, workers, progress, scenarios, grid)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(fresh, indent=1))
+    return fresh
+
+
+# -- evaluation ------------------------------------------------------------------------
+def _evaluation_task(
+    args: tuple[str, int, dict[str, float]],
+) -> tuple[str, dict[str, Outcome], dict[str, Outcome]]:
+    name, seed, matched = args
+    sc = SCENARIOS[name]
+    series = generate(sc, seed)
+    default, at_match = {}, {}
+    for det in DETECTORS:
+        starts = run_detector(det, _with_threshold(det, sc, None), series, sc.window_s)
+        default[det] = score(series, starts, sc.per_day)
+        if det in matched:
+            starts = run_detector(det, _with_threshold(det, sc, matched[det]), series, sc.window_s)
+            at_match[det] = score(series, starts, sc.per_day)
+    return name, default, at_match
 
 
 def evaluate(
-    scale: float = 1.0, seed: int = 0, workers: int = 2, progress: bool = True
-) -> dict[str, dict[str, Any]]:
-    """Run every scenario; ``scale`` shrinks series counts (tests use a small one)."""
+    scale: float = 1.0,
+    seed: int = 0,
+    workers: int = 2,
+    progress: bool = True,
+    calibration: Path | None = None,
+    scenarios: list[str] | None = None,
+    grid: tuple[float, ...] = GRID,
+) -> dict[str, Any]:
+    """Every scenario at both operating points; ``scale`` shrinks series counts (tests).
+
+    ``calibration`` caches the matched thresholds (recomputed when stale); none: computed.
+    """
+    names = scenarios or list(SCENARIOS)
+    unknown = set(names) - set(SCENARIOS)
+    if unknown:
+        raise ValueError(f"unknown scenario(s) {sorted(unknown)}; known: {sorted(SCENARIOS)}")
+    cal = load_or_calibrate(calibration, scale, seed, workers, progress, names, grid)
     tasks = [
-        (name, seed * 1000 + i)
-        for name, sc in SCENARIOS.items()
-        for i in range(max(1, round(sc.series * scale)))
+        (n, s, cal["thresholds"][n])
+        for n in names
+        for s in _seeds(SCENARIOS[n], scale, seed, False)
     ]
-    totals = {name: {d: Outcome(delays=[]) for d in DETECTORS} for name in SCENARIOS}
-    examples: dict[str, dict[str, list[int]]] = {}
-    with multiprocessing.get_context("fork").Pool(workers) if workers > 1 else _Serial() as pool:
-        results = pool.imap_unordered(_task, tasks)
-        if progress:
-            from rich.progress import track
-
-            results = track(results, total=len(tasks), description="simulating")
-        for name, outcomes, starts in results:
-            for d, o in outcomes.items():
-                totals[name][d].add(o)
-            examples.setdefault(name, starts)
-    return {name: {d: o.summary() for d, o in per.items()} for name, per in totals.items()}
-
-
-class _Serial:
-    """A one-process stand-in for Pool (workers=1), so both paths share one loop."""
-
-    def __enter__(self) -> _Serial:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def imap_unordered(self, fn: Callable[[Any], Any], items: list[Any]) -> Any:
-        return map(fn, items)
+    default = {n: {d: Outcome() for d in DETECTORS} for n in names}
+    matched = {n: {d: Outcome() for d in DETECTORS if d != YARDSTICK} for n in names}
+    for name, d_out, m_out in _map(_evaluation_task, tasks, workers, progress, "evaluating"):
+        for det, o in d_out.items():
+            default[name][det].add(o)
+        for det, o in m_out.items():
+            matched[name][det].add(o)
+    results: dict[str, Any] = {}
+    for name in names:
+        results[name] = {}
+        for det in DETECTORS:
+            entry = {"default": default[name][det].summary()}
+            if det != YARDSTICK:
+                entry["matched"] = matched[name][det].summary()
+                entry["matched_threshold"] = cal["thresholds"][name][det]
+            results[name][det] = entry
+    return {
+        "seeds": {n: _seeds(SCENARIOS[n], scale, seed, False) for n in names},
+        "calibration": cal,
+        "results": results,
+    }
 
 
-def table(results: dict[str, dict[str, Any]]) -> str:
-    """Markdown table: one row per scenario and detector."""
+def _map(
+    fn: Callable[[Any], Any], tasks: list[Any], workers: int, progress: bool, label: str
+) -> Iterator[Any]:
+    if workers > 1:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            yield from _progress(pool.imap_unordered(fn, tasks), len(tasks), progress, label)
+    else:
+        yield from _progress(map(fn, tasks), len(tasks), progress, label)
+
+
+def _progress(items: Iterable[Any], total: int, show: bool, label: str) -> Iterable[Any]:
+    if not show:
+        return items
+    from rich.progress import track
+
+    return track(items, total=total, description=label)
+
+
+def _row(scenario: str, det: str, point: str, r: dict[str, Any]) -> str:
+    rate = "n/a" if r["detection_rate"] is None else f"{r['detection_rate']:.1%}"
+    soon = "n/a" if r["within_1_window_rate"] is None else f"{r['within_1_window_rate']:.1%}"
+    delay = "n/a" if r["median_delay_windows"] is None else f"{r['median_delay_windows']:g}"
+    return (
+        f"| {scenario} | {det} | {point} | {r['spikes']} | {rate} | {soon} | {delay} | "
+        f"{r['false_alerts_per_day']:.3f} |"
+    )
+
+
+def table(report: dict[str, Any]) -> str:
+    """Markdown table: per scenario the ratio rule, then each detector at both points."""
     rows = [
-        "| scenario | detector | spikes | detection rate | median delay (windows) | "
-        "false alerts / day |",
-        "|---|---|---:|---:|---:|---:|",
+        "| scenario | detector | operating point | spikes | detected | detected within "
+        "1 window | median delay (windows) | false alerts / spike-free day |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
     ]
-    for scenario, per in results.items():
-        for det, r in per.items():
-            rate = "n/a" if r["detection_rate"] is None else f"{r['detection_rate']:.1%}"
-            delay = "n/a" if r["median_delay_windows"] is None else f"{r['median_delay_windows']:g}"
-            rows.append(
-                f"| {scenario} | {det} | {r['spikes']} | {rate} | {delay} | "
-                f"{r['false_alerts_per_day']:.3f} |"
-            )
+    for scenario, per in report["results"].items():
+        rows.append(_row(scenario, YARDSTICK, "ElastAlert spike", per[YARDSTICK]["default"]))
+        for det, entry in per.items():
+            if det == YARDSTICK:
+                continue
+            point = f"default ({create(det).threshold:g})"
+            rows.append(_row(scenario, det, point, entry["default"]))
+            point = f"matched ({entry['matched_threshold']:g})"
+            rows.append(_row(scenario, det, point, entry["matched"]))
     return "\n".join(rows)
 
 
@@ -158,9 +359,9 @@ def plot(path: Path, seed: int = 0) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(len(SCENARIOS), 1, figsize=(14, 3.2 * len(SCENARIOS)))
-    markers = {"beta_binomial": "v", "negbinom": "^", "ratio": "x"}
+    markers = dict(zip(DETECTORS, "v^ox", strict=True))
     for ax, (name, sc) in zip(axes, SCENARIOS.items(), strict=True):
-        series = generate(sc, seed * 1000)
+        series = generate(sc, _seeds(sc, 1.0, seed, False)[0])
         days = (series.timestamps - series.timestamps[0]) / 86_400.0
         ax.plot(days, series.negative, lw=0.6, color="tab:red", label="negative articles")
         ax.plot(days, series.total, lw=0.4, color="tab:gray", alpha=0.6, label="all articles")
@@ -169,31 +370,27 @@ def plot(path: Path, seed: int = 0) -> None:
                 days[first], days[min(first + length, len(days) - 1)], color="gold", alpha=0.5
             )
         top = max(1, int(series.total.max()))
-        for k, (det, f) in enumerate(DETECTORS.items()):
-            starts = run_detector(det, f(sc), series, sc.window_s)
-            ax.scatter(
-                days[starts],
-                [top * (1.02 + 0.06 * k)] * len(starts),
-                marker=markers[det],
-                label=det,
-            )
+        for k, det in enumerate(DETECTORS):
+            starts = run_detector(det, DETECTORS[det](sc), series, sc.window_s)
+            y = [top * (1.02 + 0.06 * k)] * len(starts)
+            ax.scatter(days[starts], y, marker=markers[det], label=f"{det} (default)")
         ax.axvline(days[series.warmup], color="black", ls=":", lw=0.8)
         ax.set_title(f"{name}: window {sc.window_s}s, spikes shaded, alert starts marked")
         ax.set_xlabel("day")
-        ax.legend(loc="upper left", fontsize=7, ncol=5)
+        ax.legend(loc="upper left", fontsize=7, ncol=6)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
-def write_report(results: dict[str, dict[str, Any]], out_dir: Path, seed: int) -> tuple[Path, Path]:
+def write_report(report: dict[str, Any], out_dir: Path, seed: int) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, png_path = out_dir / "evaluation.json", out_dir / "evaluation.png"
     payload = {
         "seed": seed,
         "tolerance_windows": TOLERANCE,
         "scenarios": {n: vars(sc) for n, sc in SCENARIOS.items()},
-        "results": results,
+        **report,
     }
     json_path.write_text(json.dumps(payload, indent=2))
     plot(png_path, seed)

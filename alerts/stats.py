@@ -31,6 +31,26 @@ def _sum_ratio_series(first: int, last: int | None, ratio: Callable[[int], float
     return total
 
 
+def _upper_tail_log10(
+    x: int, log_pmf: float, mean: float, last: int | None, ratio: Callable[[int], float]
+) -> float:
+    """log10 P(X >= x) from log pmf(x) and pmf(k+1)/pmf(k).
+
+    Below the mean the upper tail is close to 1 and its series long, so it is taken as one
+    minus the few lower terms instead (the detectors score every window, most of them calm).
+    """
+    if x > mean + 1:
+        return min(0.0, (log_pmf + math.log(_sum_ratio_series(x, last, ratio))) / _LN10)
+    lower, term = 0.0, 1.0
+    for k in range(x - 1, -1, -1):
+        term /= ratio(k)
+        lower += term
+        if term < lower * 1e-14:
+            break
+    below = lower * math.exp(log_pmf)
+    return math.log1p(-below) / _LN10 if below < 1.0 else -math.inf
+
+
 def betabinom_sf_log10(x: int, n: int, a: float, b: float) -> float:
     """log10 P(X >= x) for X ~ BetaBinomial(n, a, b)."""
     if x <= 0:
@@ -48,8 +68,9 @@ def betabinom_sf_log10(x: int, n: int, a: float, b: float) -> float:
         - math.lgamma(b)
         + math.lgamma(a + b)
     )
-    s = _sum_ratio_series(x, n, lambda k: (n - k) / (k + 1) * (k + a) / (n - k - 1 + b))
-    return min(0.0, (log_pmf + math.log(s)) / _LN10)
+    return _upper_tail_log10(
+        x, log_pmf, n * a / (a + b), n, lambda k: (n - k) / (k + 1) * (k + a) / (n - k - 1 + b)
+    )
 
 
 def negbinom_sf_log10(x: int, mean: float, dispersion: float) -> float:
@@ -65,8 +86,7 @@ def negbinom_sf_log10(x: int, mean: float, dispersion: float) -> float:
     log_pmf = (
         math.lgamma(x + r) - math.lgamma(r) - math.lgamma(x + 1) + r * math.log1p(-q)
     ) + x * math.log(q)
-    s = _sum_ratio_series(x, None, lambda k: (k + r) / (k + 1) * q)
-    return min(0.0, (log_pmf + math.log(s)) / _LN10)
+    return _upper_tail_log10(x, log_pmf, mean, None, lambda k: (k + r) / (k + 1) * q)
 
 
 def poisson_sf_log10(x: int, mean: float) -> float:
@@ -76,5 +96,4 @@ def poisson_sf_log10(x: int, mean: float) -> float:
     if mean <= 0:
         return -math.inf
     log_pmf = x * math.log(mean) - mean - math.lgamma(x + 1)
-    s = _sum_ratio_series(x, None, lambda k: mean / (k + 1))
-    return min(0.0, (log_pmf + math.log(s)) / _LN10)
+    return _upper_tail_log10(x, log_pmf, mean, None, lambda k: mean / (k + 1))

@@ -1,16 +1,90 @@
-"""Settings of the classifier, its registry and the scorer (section ``[model]``)."""
+"""Settings of the classifier, its training, its registry and the scorer (section ``[model]``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from model.labels import DEFAULT_DESCRIPTIONS
 
-class ModelSettings(BaseModel):
+DEFAULT_DATA_FILES = {
+    "topic": {
+        "train": "twitter-fin-topic/topic_train.csv",
+        "valid": "twitter-fin-topic/topic_valid.csv",
+    },
+    "sentiment": {
+        "train": "twitter-fin-sentiment/sent_train.csv",
+        "valid": "twitter-fin-sentiment/sent_valid.csv",
+    },
+}
+
+
+class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+
+class TrainSettings(_Section):
+    """Hyper-parameters; the defaults are the ones the model card's numbers were measured with."""
+
+    epochs: int = Field(default=3, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    learning_rate: float = Field(default=1.5e-4, gt=0)
+    # Each encoder layer below the top learns at layer_decay x the rate of the one above.
+    layer_decay: float = Field(default=0.85, gt=0, le=1)
+    head_learning_rate: float = Field(default=1e-3, gt=0)
+    warmup_ratio: float = Field(default=0.06, ge=0, lt=1)
+    weight_decay: float = Field(default=0.01, ge=0)
+    label_smoothing: float = Field(default=0.1, ge=0, lt=1)
+    dropout: float = Field(default=0.1, ge=0, lt=1)
+    patience: int = Field(default=2, ge=1)
+    # Class weight = (n / count) ** power, normalised to mean 1: 0 = none, 1 = fully balanced.
+    class_weight_power: float = Field(default=0.5, ge=0, le=1)
+    # Share of each train file held out (by text hash) for early stopping.
+    dev_fraction: float = Field(default=0.1, gt=0, lt=1)
+    max_steps_per_epoch: int | None = Field(default=None, ge=1)
+    # The word-embedding matrix is half of MiniLM's weights: freezing it halves optimizer work.
+    freeze_word_embeddings: bool = True
+    # auto: mixed bfloat16 on a GPU or a CPU with AMX-BF16 (about 2x faster there), else float32.
+    precision: Literal["auto", "float32", "bfloat16"] = "auto"
+    head_epochs: int = Field(default=40, ge=1)
+    seed: int = 13
+
+
+class ZeroShotSettings(_Section):
+    """Label descriptions (zero-shot) and examples per label (few-shot), keyed task -> label."""
+
+    descriptions: dict[str, dict[str, str]] = Field(
+        default_factory=lambda: {t: dict(d) for t, d in DEFAULT_DESCRIPTIONS.items()}
+    )
+    examples: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
+    # Labels without configured examples take this many from the train files.
+    k: int = Field(default=8, ge=1)
+    temperature: float = Field(default=0.05, gt=0)
+
+
+class RetrainSettings(_Section):
+    method: Literal["full", "head", "zero-shot", "few-shot"] = "full"
+    # Share of each validation file (by text hash) that champion and challenger are compared on.
+    holdout_fraction: float = Field(default=0.5, gt=0, le=1)
+    # The challenger is promoted when its score >= champion's - tolerance.
+    tolerance: float = Field(default=0.0, ge=0)
+
+
+class ModelSettings(_Section):
     registry_dir: Path = Path("models")
     base_model: str | None = None  # an HF-format directory; None = packaged MiniLM-L6
     max_length: int = Field(default=64, ge=8, le=512)
-    batch_size: int = Field(default=64, ge=1)
+    batch_size: int = Field(default=64, ge=1)  # scoring batch on a CPU
+    gpu_batch_size: int = Field(default=1024, ge=1)  # scoring batch on a GPU
+    # Texts longer than this (characters) are refused by `finpulse score` with an error record.
+    max_text_chars: int = Field(default=20_000, ge=1)
+    # auto: mixed float16 on a GPU, float32 on a CPU.
+    precision: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    data_files: dict[str, dict[str, str]] = Field(
+        default_factory=lambda: {t: dict(s) for t, s in DEFAULT_DATA_FILES.items()}
+    )
+    train: TrainSettings = TrainSettings()
+    zero_shot: ZeroShotSettings = ZeroShotSettings()
+    retrain: RetrainSettings = RetrainSettings()

@@ -6,12 +6,19 @@ import inspect
 from typing import Any
 
 from alerts.detectors.base import Decision, Detector, LateWindowError, epoch
+from alerts.detectors.combined import ShareOrVolumeDetector
 from alerts.detectors.count import NegBinomialCountDetector
 from alerts.detectors.proportion import BetaBinomialDetector
 from alerts.detectors.ratio import RatioDetector
 
 DETECTORS: dict[str, type[Detector]] = {
-    cls.name: cls for cls in (BetaBinomialDetector, NegBinomialCountDetector, RatioDetector)
+    cls.name: cls
+    for cls in (
+        BetaBinomialDetector,
+        NegBinomialCountDetector,
+        ShareOrVolumeDetector,
+        RatioDetector,
+    )
 }
 
 
@@ -53,6 +60,7 @@ __all__ = [
     "LateWindowError",
     "NegBinomialCountDetector",
     "RatioDetector",
+    "ShareOrVolumeDetector",
     "create",
     "epoch",
     "parameters",

@@ -102,6 +102,7 @@ class Detector:
         self._calm = 0
         self._cooldown_left = 0
         self._seen = 0
+        self._scored: tuple[tuple[float, int, int], tuple[float, float, float]] | None = None
 
     # -- what subclasses provide -------------------------------------------------------
     def _evaluate(self, ts: float, negative: int, total: int) -> tuple[float, float, float]:
@@ -116,6 +117,14 @@ class Detector:
 
     def _load_model_state(self, state: dict[str, Any]) -> None:
         raise NotImplementedError
+
+    def _score(self, ts: float, negative: int, total: int) -> tuple[float, float, float]:
+        """``_evaluate``, remembered: a window is scored when it arrives and again when it
+        is committed, and the model only changes at the commit."""
+        key = (ts, negative, total)
+        if self._scored is None or self._scored[0] != key:
+            self._scored = (key, self._evaluate(ts, negative, total))
+        return self._scored[1]
 
     def _significant(self, observed: float, baseline: float) -> bool:
         """An effect-size gate on top of the score; by default every significant score counts."""
@@ -162,7 +171,7 @@ class Detector:
         if self._pending is None and self._last_ts is not None:
             decisions += self._commit_empty_until(ts)
         self._pending = (ts, negative, total)
-        score, observed, baseline = self._evaluate(ts, negative, total)
+        score, observed, baseline = self._score(ts, negative, total)
         score = max(score, self._accumulated(score))
         started = (
             not self._firing
@@ -229,6 +238,7 @@ class Detector:
         self._cooldown_left = int(state["cooldown_left"])
         self._seen = int(state["seen"])
         self._cusum = float(state.get("cusum", 0.0))
+        self._scored = None
         self._load_model_state(state["model"])
 
     # -- committing --------------------------------------------------------------------
@@ -258,7 +268,8 @@ class Detector:
         return [d for d in decisions if d.resolved]
 
     def _commit(self, ts: float, negative: int, total: int) -> Decision:
-        score, observed, baseline = self._evaluate(ts, negative, total)
+        score, observed, baseline = self._score(ts, negative, total)
+        self._scored = None  # the model learns this window now
         # Capped at the threshold: evidence beyond "enough to fire" must not delay the resolve.
         self._cusum = min(self._accumulated(score), self.threshold)
         resolved = False

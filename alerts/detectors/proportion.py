@@ -37,10 +37,9 @@ class BetaBinomialDetector(Detector):
         prior_strength: float = 10.0,
         min_delta: float = 0.03,
         min_overdispersion: float = 0.002,
-        min_total: int = 5,
         **gates: Any,
     ) -> None:
-        super().__init__(min_total=min_total, **gates)
+        super().__init__(**gates)
         self.decay = 0.5 ** (1.0 / _check("half_life", half_life, 1.0))
         self.prior_share = _check("prior_share", prior_share, 1e-6, 1 - 1e-6)
         self.prior_strength = _check("prior_strength", prior_strength, 1e-6)

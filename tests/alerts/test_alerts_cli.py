@@ -94,14 +94,27 @@ def test_matcher_syntax():
         parse_matcher("key=~(")
 
 
-def test_small_evaluation_reports_every_detector_and_scenario():
-    results = evaluate(scale=0.05, workers=1, progress=False)
-    assert set(results) == {"global-busy", "topic", "ticker-sparse", "drift-no-spike"}
+def test_small_evaluation_reports_both_operating_points(tmp_path):
+    cache = tmp_path / "cal.json"
+    kwargs = dict(scale=0.05, workers=1, progress=False, calibration=cache, grid=(1.0, 3.0, 6.0))
+    report = evaluate(scenarios=["topic", "ticker-sparse"], **kwargs)
+    results, cal = report["results"], report["calibration"]
+    assert set(results) == {"topic", "ticker-sparse"}
     for per in results.values():
-        assert set(per) == {"beta_binomial", "negbinom", "ratio"}
-    assert results["drift-no-spike"]["ratio"]["spikes"] == 0
-    assert results["global-busy"]["beta_binomial"]["spikes"] > 0
-    # the yardstick's false alerts on a busy key are what the statistics are for
-    busy = results["global-busy"]
-    assert busy["beta_binomial"]["false_alerts_per_day"] < busy["ratio"]["false_alerts_per_day"]
-    assert "| global-busy | ratio |" in table(results)
+        assert set(per) == {"beta_binomial", "negbinom", "share_or_volume", "ratio"}
+        assert "matched" not in per["ratio"] and per["negbinom"]["matched_threshold"] in (1, 3, 6)
+    # calibration never sees the reported series
+    for name, seeds in report["seeds"].items():
+        assert not set(seeds) & set(cal["seeds"][name])
+    # a matched threshold keeps calibration false alerts within the ratio rule's
+    for name, per in cal["thresholds"].items():
+        target = cal["false_alerts_per_day"][name]["ratio"]
+        for det, t in per.items():
+            if t != 6.0:
+                assert cal["false_alerts_per_day"][name][det][str(t)] <= target
+    assert json.loads(cache.read_text())["fingerprint"] == cal["fingerprint"]
+    again = evaluate(scenarios=["topic", "ticker-sparse"], **kwargs)  # served from the cache
+    assert again["results"] == results
+    sparse = results["ticker-sparse"]["negbinom"]["default"]
+    assert sparse["spikes"] > 0 and 0 <= sparse["within_1_window_rate"] <= sparse["detection_rate"]
+    assert "| ticker-sparse | negbinom | matched (" in table(report)

@@ -68,7 +68,7 @@ def test_open_window_updates_fire_once_and_learn_once():
 
 def test_min_volume_gate_blocks_one_vs_zero_but_ratio_fires():
     quiet = [(0, 1)] * 40
-    for name in ("beta_binomial", "negbinom"):
+    for name in ("beta_binomial", "negbinom", "share_or_volume"):
         det = create(name, step_s=300, warmup=5)
         ds = _feed(det, [*quiet, (1, 1)])
         assert not ds[-1][-1].started
@@ -102,7 +102,8 @@ def test_late_window_raises():
 
 @pytest.mark.parametrize("name", sorted(DETECTORS))
 def test_state_roundtrip_gives_identical_decisions(name):
-    params = {"seasonality": "hour_of_day"} if name == "negbinom" else {}
+    seasonal = name in ("negbinom", "share_or_volume")
+    params = {"seasonality": "hour_of_day"} if seasonal else {}
     series = [((i * 7) % 5, 10 + i % 3) for i in range(200)] + [(12, 13)] * 3 + [(2, 10)] * 20
     a = create(name, step_s=300, warmup=5, **params)
     _feed(a, series[:150])
@@ -123,3 +124,27 @@ def test_seasonal_baseline_learns_the_busy_hour():
             det.update((day * 24 + hour) * 3600.0, 30 if hour == 14 else 2, 30)
     busy = det.update((14 * 24 + 14) * 3600.0, 30, 30)[-1]
     assert not busy.started and busy.baseline > 15
+
+
+def _sparse(name, pattern):
+    det = create(name, step_s=3600, warmup=24, half_life=168)
+    for i in range(300):
+        det.update(i * 3600.0, *pattern(i))
+    return det
+
+
+def test_share_test_needs_no_volume_gate_on_tiny_windows():
+    # one or two articles an hour, one in ten negative: four of four is a real signal
+    det = _sparse("beta_binomial", lambda i: (int(i % 10 == 0), 1 + i % 2))
+    assert det.update(300 * 3600.0, 4, 4)[-1].started
+    det = _sparse("beta_binomial", lambda i: (int(i % 10 == 0), 1 + i % 2))
+    assert not det.update(300 * 3600.0, 2, 2)[-1].started
+
+
+def test_share_or_volume_catches_a_volume_burst_at_the_usual_share():
+    usual = lambda i: (int(i % 2 == 0), 2)  # noqa: E731 - a share of 0.25
+    assert not _sparse("beta_binomial", usual).update(300 * 3600.0, 6, 24)[-1].started
+    burst = _sparse("share_or_volume", usual).update(300 * 3600.0, 6, 24)[-1]
+    assert burst.started and burst.observed == 6 and burst.baseline < 1
+    share = _sparse("share_or_volume", usual).update(300 * 3600.0, 2, 2)[-1]
+    assert not share.started  # two of two at a 25% share: not enough on either side

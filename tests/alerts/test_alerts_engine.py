@@ -1,3 +1,4 @@
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -68,6 +69,7 @@ def test_spike_fires_once_survives_restart_and_resolves(tmp_path, receiver):
     fired = out[0]
     assert fired.evidence and fired.evidence[0].url.startswith("https://ex.com/")
     assert fired.observed_rate > fired.baseline_rate and fired.negative > 0
+    assert first.deliver_pending(now=T0 + 102 * W) == 1
     assert [b["status"] for b in receiver.bodies("/hook")] == ["firing"]
     first.close()
 
@@ -75,11 +77,59 @@ def test_spike_fires_once_survives_restart_and_resolves(tmp_path, receiver):
     assert [r.alert.id for r in second.store.list_alerts(AlertState.FIRING)] == [fired.id]
     out = replay(second, range(102, 140))
     assert [(a.state, a.id) for a in out] == [(AlertState.RESOLVED, fired.id)]
+    second.tick(now=T0 + 140 * W)
     bodies = receiver.bodies("/hook")
     assert [b["status"] for b in bodies] == ["firing", "resolved"]
     assert bodies[1]["alert"]["id"] == fired.id and bodies[1]["alert"]["resolved_at"]
     history = second.store.list_alerts()
     assert len(history) == 1 and history[0].alert.state is AlertState.RESOLVED
+
+
+def test_process_only_queues_and_deliver_pending_sends(tmp_path, receiver):
+    eng = engine(settings(tmp_path, receiver.url + "/hook"))
+    out = replay(eng, range(0, 102))
+    assert [a.state for a in out] == [AlertState.FIRING]
+    assert receiver.requests == [] and eng.store.outbox_size() == 1  # no I/O in process()
+    assert eng.deliver_pending(now=T0 + 102 * W) == 1
+    assert [b["status"] for b in receiver.bodies("/hook")] == ["firing"]
+    assert eng.store.outbox_size() == 0
+
+
+def test_restart_before_delivery_delivers_once(tmp_path, receiver):
+    s = settings(tmp_path, receiver.url + "/hook")
+    crashed = engine(s)
+    replay(crashed, range(0, 102))
+    crashed.close()  # gone before any delivery: the page must not be lost
+    restarted = engine(s)
+    restarted.tick(now=T0 + 102 * W)
+    restarted.tick(now=T0 + 103 * W)
+    assert [b["status"] for b in receiver.bodies("/hook")] == ["firing"]
+
+
+def test_tick_on_a_worker_thread_while_processing(tmp_path, receiver):
+    eng = engine(settings(tmp_path, receiver.url + "/hook"))
+    clock, stop, errors = [T0], threading.Event(), []
+
+    def ticker():
+        while not stop.is_set():
+            try:
+                eng.tick(now=clock[0])
+            except Exception as exc:
+                errors.append(exc)
+
+    worker = threading.Thread(target=ticker)
+    worker.start()
+    try:
+        for i in range(140):
+            clock[0] = T0 + (i + 1) * W
+            neg, total = counts(i)
+            eng.process(window(i, neg, total), now=clock[0])
+    finally:
+        stop.set()
+        worker.join()
+    eng.tick(now=T0 + 141 * W)
+    assert errors == []
+    assert [b["status"] for b in receiver.bodies("/hook")] == ["firing", "resolved"]
 
 
 def test_quiet_key_resolves_on_tick(tmp_path, receiver):
@@ -97,6 +147,7 @@ def test_undeliverable_notification_stays_in_outbox_until_delivered(tmp_path, re
     receiver.status = 503
     out = replay(eng, range(0, 102), partial=False)
     assert len(out) == 1
+    assert eng.deliver_pending(now=T0 + 101 * W) == 0
     assert eng.store.outbox_size() == 1
     receiver.status = 200
     eng.tick(now=T0 + 102 * W)
@@ -125,6 +176,7 @@ def test_silence_suppresses_notification_but_records_alert(tmp_path, receiver):
     )
     out = replay(eng, range(0, 102), partial=False)
     assert len(out) == 1 and eng.store.get_alert(out[0].id) is not None
+    assert eng.store.outbox_size() == 0 and eng.deliver_pending(now=T0 + 102 * W) == 0
     assert receiver.bodies("/hook") == []
 
 
