@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from alerts.cli import register as register_alerts
+from dashboard.cli import register as register_dashboard
 from finpulse import __version__
 from finpulse.context import State, settings_from
 from finpulse.settings import ConfigError, to_toml
@@ -62,7 +63,13 @@ def config_show(ctx: typer.Context) -> None:
     typer.echo(to_toml(settings_from(ctx)), nl=False)
 
 
-for register in (register_ingest, register_model, register_stream, register_alerts):
+for register in (
+    register_ingest,
+    register_model,
+    register_stream,
+    register_alerts,
+    register_dashboard,
+):
     register(app)
 app.add_typer(bench_app, name="bench")
 bench_app.command("pipeline")(bench_pipeline)
