@@ -62,14 +62,21 @@ def evaluate(
     seed: int = 0,
     workers: int = 2,
     calibration: Annotated[
-        Path, typer.Option(help="matched-threshold cache; recomputed when stale")
-    ] = CALIBRATION,
+        Path | None,
+        typer.Option(
+            help="matched-threshold cache, recomputed when stale; default: the committed one "
+            "for seed 0 at scale 1, else one in --out-dir"
+        ),
+    ] = None,
 ) -> None:
     """Detectors vs the ElastAlert-style ratio rule on simulated labelled series, at their
     default thresholds and at thresholds matched to the ratio rule's false-alert rate."""
     from alerts.evaluate import evaluate as run_evaluate
     from alerts.evaluate import table, write_report
 
+    if calibration is None:
+        committed = seed == 0 and scale == 1.0
+        calibration = CALIBRATION if committed else out_dir / f"calibration-{seed}-{scale:g}.json"
     results = run_evaluate(scale=scale, seed=seed, workers=workers, calibration=calibration)
     typer.echo(table(results))
     json_path, png_path = write_report(results, out_dir, seed)

@@ -12,9 +12,23 @@ volume (``min_total`` articles and ``min_negative`` negative ones), hysteresis (
 after ``resolve_after`` windows scoring below ``resolve_threshold``), and a cool-down of
 ``cooldown`` windows after a resolve so one event pages once.
 
-Scores are ``-log10`` p-values, so evidence adds up across windows: with ``accumulate``
-(a CUSUM over the scores, minus ``drift`` per window) a spike spread over several windows,
-none of them damning alone, still fires; under no change the sum stays near zero.
+Scores are ``-log10`` p-values. With ``accumulate`` a sequential test runs beside them: a
+CUSUM of each window's log10 likelihood ratio "spike" vs "baseline" (the detector's
+``_evidence``, deflated by its over-dispersion), so a modest excess sustained over several
+windows — none of them damning alone — fires as soon as the pooled evidence reaches the
+threshold; calm windows drain it. Its alarm bound is the same number: a CUSUM with
+threshold ``h`` (log10) raises a false alarm at most once in about ``10**h`` calm windows.
+
+>>> from alerts.detectors import create
+>>> def sustained(accumulate):  # share 0.3, then 14 of 30 negative for six windows
+...     d = create("beta_binomial", step_s=300, warmup=5, accumulate=accumulate)
+...     for i in range(100):
+...         _ = d.update(i * 300, 8 + i % 3, 30)
+...     return [d.update((100 + j) * 300, 14, 30)[-1].started for j in range(6)]
+>>> sustained(True)  # no window is damning alone; five of them together are
+[False, False, False, False, True, False]
+>>> any(sustained(False))
+False
 """
 
 from __future__ import annotations
@@ -76,7 +90,6 @@ class Detector:
         cooldown: int = 6,
         anomaly_weight: float = 0.1,
         accumulate: bool = True,
-        drift: float = 0.7,
         step_s: float | None = None,
     ) -> None:
         self.threshold = _check("threshold", threshold, 0.0)
@@ -94,7 +107,6 @@ class Detector:
         self.anomaly_weight = _check("anomaly_weight", anomaly_weight, 0.0, 1.0)
         self.step_s = None if step_s is None else _check("step_s", step_s, 1e-9)
         self.accumulate = bool(accumulate)
-        self.drift = _check("drift", drift, 0.0)
         self._cusum = 0.0
         self._pending: tuple[float, int, int] | None = None
         self._last_ts: float | None = None
@@ -102,11 +114,15 @@ class Detector:
         self._calm = 0
         self._cooldown_left = 0
         self._seen = 0
-        self._scored: tuple[tuple[float, int, int], tuple[float, float, float]] | None = None
+        self._scored: tuple[tuple[float, int, int], tuple[float, float, float, float]] | None = None
 
     # -- what subclasses provide -------------------------------------------------------
     def _evaluate(self, ts: float, negative: int, total: int) -> tuple[float, float, float]:
         """(score, observed, baseline) of one window against the current baseline."""
+        raise NotImplementedError
+
+    def _evidence(self, ts: float, negative: int, total: int) -> float:
+        """log10 likelihood ratio of the window under a spike vs the baseline (for the CUSUM)."""
         raise NotImplementedError
 
     def _learn(self, ts: float, negative: int, total: int, weight: float) -> None:
@@ -118,12 +134,13 @@ class Detector:
     def _load_model_state(self, state: dict[str, Any]) -> None:
         raise NotImplementedError
 
-    def _score(self, ts: float, negative: int, total: int) -> tuple[float, float, float]:
-        """``_evaluate``, remembered: a window is scored when it arrives and again when it
-        is committed, and the model only changes at the commit."""
+    def _score(self, ts: float, negative: int, total: int) -> tuple[float, float, float, float]:
+        """``_evaluate`` and ``_evidence``, remembered: a window is scored when it arrives and
+        again when it is committed, and the model only changes at the commit."""
         key = (ts, negative, total)
         if self._scored is None or self._scored[0] != key:
-            self._scored = (key, self._evaluate(ts, negative, total))
+            llr = self._evidence(ts, negative, total) if self.accumulate else 0.0
+            self._scored = (key, (*self._evaluate(ts, negative, total), llr))
         return self._scored[1]
 
     def _significant(self, observed: float, baseline: float) -> bool:
@@ -171,8 +188,8 @@ class Detector:
         if self._pending is None and self._last_ts is not None:
             decisions += self._commit_empty_until(ts)
         self._pending = (ts, negative, total)
-        score, observed, baseline = self._score(ts, negative, total)
-        score = max(score, self._accumulated(score))
+        score, observed, baseline, llr = self._score(ts, negative, total)
+        score = max(score, self._accumulated(llr))
         started = (
             not self._firing
             and self._cooldown_left == 0
@@ -188,8 +205,8 @@ class Detector:
         )
         return decisions
 
-    def _accumulated(self, score: float) -> float:
-        return max(0.0, self._cusum + score - self.drift) if self.accumulate else 0.0
+    def _accumulated(self, llr: float) -> float:
+        return max(0.0, self._cusum + llr) if self.accumulate else 0.0
 
     def advance(self, until: float | datetime) -> list[Decision]:
         """Commit every window that ends at or before ``until`` (needs ``step_s``)."""
@@ -264,14 +281,15 @@ class Detector:
             self._learn_empty(first + walk * self.step_s, missing - walk)
             self._seen += missing - walk
             self._cooldown_left = max(0, self._cooldown_left - (missing - walk))
+            self._cusum = 0.0  # a long silence ends any build-up
             self._last_ts = first + (missing - 1) * self.step_s
         return [d for d in decisions if d.resolved]
 
     def _commit(self, ts: float, negative: int, total: int) -> Decision:
-        score, observed, baseline = self._score(ts, negative, total)
+        score, observed, baseline, llr = self._score(ts, negative, total)
         self._scored = None  # the model learns this window now
         # Capped at the threshold: evidence beyond "enough to fire" must not delay the resolve.
-        self._cusum = min(self._accumulated(score), self.threshold)
+        self._cusum = min(self._accumulated(llr), self.threshold)
         resolved = False
         if self._firing:
             calm = score < self.resolve_threshold or not self.eligible(negative, total)

@@ -17,9 +17,13 @@ class NegBinomialCountDetector(Detector):
 
     Expected count = decayed level (half-life ``half_life`` windows) × the seasonal factor of
     the window's hour (``seasonality``: none, hour_of_day, hour_of_week — the Monday open is
-    then ordinary). The variance is ``mean + d * mean**2`` where ``d`` adds the over-dispersion
-    estimated online to the level's own uncertainty (a Gamma posterior over few observed
-    events), so a ticker with one negative article a day does not page on two.
+    then ordinary), each factor adapting with a half-life of ``season_half_life`` windows
+    falling in its hour (days, for hourly windows and hour_of_day). The variance is
+    ``mean + d * mean**2`` where ``d`` adds the over-dispersion estimated online to the
+    level's own uncertainty (a Gamma posterior over few observed events), so a ticker with
+    one negative article a day does not page on two. The sequential evidence assumes a
+    spike multiplies the expected count by ``shift`` and adds at least ``shift_min``
+    negative articles per window (what matters on a quiet key).
 
     >>> d = NegBinomialCountDetector(warmup=5, step_s=3600)
     >>> for i in range(48):
@@ -38,6 +42,8 @@ class NegBinomialCountDetector(Detector):
         season_half_life: float = 3.0,
         min_dispersion: float = 0.02,
         min_mean: float = 0.01,
+        shift: float = 2.0,
+        shift_min: float = 1.0,
         **gates: Any,
     ) -> None:
         super().__init__(**gates)
@@ -48,6 +54,10 @@ class NegBinomialCountDetector(Detector):
         self.season_rate = 1 - 0.5 ** (1.0 / _check("season_half_life", season_half_life, 0.1))
         self.min_dispersion = _check("min_dispersion", min_dispersion, 0.0)
         self.min_mean = _check("min_mean", min_mean, 1e-9)
+        self.shift = _check("shift", shift, 1.0)
+        self.shift_min = _check("shift_min", shift_min, 0.0)
+        if shift == 1.0 and shift_min == 0.0:
+            raise ValueError("shift > 1 or shift_min > 0: the spike must differ from the baseline")
         self._events = 0.0  # decayed deseasonalised count
         self._windows = 0.0  # decayed number of windows
         self._resid = 0.0
@@ -70,13 +80,22 @@ class NegBinomialCountDetector(Detector):
     def _factor(self, bucket: int) -> float:
         return self._factors[bucket] * len(self._factors) / self._fsum
 
+    def _dispersion(self) -> float:
+        """Over-dispersion estimated online plus the level's own uncertainty."""
+        est = self._resid / self._scale if self._scale > 0 else 0.0
+        return max(self.min_dispersion, min(5.0, est)) + 1.0 / (self._events + 1.0)
+
     def _evaluate(self, ts: float, negative: int, total: int) -> tuple[float, float, float]:
         mean = self._mean(ts)
         if negative == 0:
             return 0.0, 0.0, mean
-        est = self._resid / self._scale if self._scale > 0 else 0.0
-        dispersion = max(self.min_dispersion, min(5.0, est)) + 1.0 / (self._events + 1.0)
-        return -negbinom_sf_log10(negative, mean, dispersion), float(negative), mean
+        return -negbinom_sf_log10(negative, mean, self._dispersion()), float(negative), mean
+
+    def _evidence(self, ts: float, negative: int, total: int) -> float:
+        mean = self._mean(ts)
+        spike = max(mean * self.shift, mean + self.shift_min)
+        llr = negative * math.log(spike / mean) - (spike - mean)
+        return llr / (1.0 + self._dispersion() * mean) / math.log(10.0)
 
     def _learn(self, ts: float, negative: int, total: int, weight: float) -> None:
         b = self._bucket(ts)

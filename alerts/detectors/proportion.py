@@ -18,7 +18,9 @@ class BetaBinomialDetector(Detector):
     between-window over-dispersion is estimated online by the method of moments and widens
     the predictive distribution, together with the baseline's own uncertainty. The score is
     ``-log10`` of the upper-tail p-value; ``min_delta`` additionally demands that the share
-    rises by a meaningful absolute amount before paging.
+    rises by a meaningful absolute amount before paging. The sequential evidence assumes a
+    spike multiplies the odds of a negative article by ``shift`` (and lifts the share by at
+    least ``min_delta``).
 
     >>> d = BetaBinomialDetector(warmup=5, step_s=300)
     >>> for i in range(50):
@@ -37,6 +39,7 @@ class BetaBinomialDetector(Detector):
         prior_strength: float = 10.0,
         min_delta: float = 0.03,
         min_overdispersion: float = 0.002,
+        shift: float = 2.0,
         **gates: Any,
     ) -> None:
         super().__init__(**gates)
@@ -45,6 +48,7 @@ class BetaBinomialDetector(Detector):
         self.prior_strength = _check("prior_strength", prior_strength, 1e-6)
         self.min_delta = _check("min_delta", min_delta, 0.0, 1.0)
         self.min_overdispersion = _check("min_overdispersion", min_overdispersion, 0.0, 0.5)
+        self.shift = _check("shift", shift, 1.0 + 1e-9)
         self._neg = 0.0  # decayed negative articles
         self._other = 0.0  # decayed non-negative articles
         self._resid = 0.0  # decayed sum of excess squared residuals (method of moments)
@@ -58,16 +62,28 @@ class BetaBinomialDetector(Detector):
         est = self._resid / self._scale if self._scale > 0 else 0.0
         return min(0.5, max(self.min_overdispersion, est))
 
+    def _rho(self) -> float:
+        """Intra-window correlation: over-dispersion plus the baseline's own uncertainty."""
+        n_eff = self._neg + self._other + self.prior_strength
+        return min(0.95, self._overdispersion() + 1.0 / (n_eff + 1.0))
+
     def _evaluate(self, ts: float, negative: int, total: int) -> tuple[float, float, float]:
         p = self.baseline_share()
         observed = negative / total if total else 0.0
         if total == 0 or negative == 0:
             return 0.0, observed, p
-        n_eff = self._neg + self._other + self.prior_strength
-        rho = min(0.95, self._overdispersion() + 1.0 / (n_eff + 1.0))
-        kappa = 1.0 / rho - 1.0
+        kappa = 1.0 / self._rho() - 1.0
         score = -betabinom_sf_log10(negative, total, p * kappa, (1 - p) * kappa)
         return score, observed, p
+
+    def _evidence(self, ts: float, negative: int, total: int) -> float:
+        if total == 0:
+            return 0.0
+        p0 = self.baseline_share()
+        odds = self.shift * p0 / (1.0 - p0)
+        p1 = min(0.999, max(odds / (1.0 + odds), p0 + self.min_delta))
+        llr = negative * math.log(p1 / p0) + (total - negative) * math.log((1 - p1) / (1 - p0))
+        return llr / (1.0 + (total - 1) * self._rho()) / math.log(10.0)
 
     def _significant(self, observed: float, baseline: float) -> bool:
         return observed >= baseline + self.min_delta

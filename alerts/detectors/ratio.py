@@ -37,7 +37,7 @@ class RatioDetector(Detector):
         gates.setdefault("min_negative", int(threshold_cur))
         gates.setdefault("threshold", _check("spike_height", spike_height, 1.0))
         gates.setdefault("resolve_threshold", spike_height / 2)
-        gates.setdefault("accumulate", False)  # its score is a ratio, not a log p-value
+        gates.setdefault("accumulate", False)  # ElastAlert judges each window alone
         super().__init__(**gates)
         self.threshold_ref = int(_check("threshold_ref", threshold_ref, 0))
         self._ref: deque[int] = deque(maxlen=int(_check("ref_windows", ref_windows, 1)))
@@ -50,6 +50,9 @@ class RatioDetector(Detector):
         nothing = _NO_REFERENCE if negative > 0 else 0.0
         score = negative / ref if ref > 0 else nothing
         return score, float(negative), ref
+
+    def _evidence(self, ts: float, negative: int, total: int) -> float:
+        raise ValueError("the ratio rule has no likelihood to accumulate: set accumulate=false")
 
     def eligible(self, negative: int, total: int) -> bool:
         return super().eligible(negative, total) and self._reference() >= self.threshold_ref
