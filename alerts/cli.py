@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from alerts.store import AlertStore
+from finpulse.context import settings_from
 from finpulse.contracts import AlertState, utcnow
 
 CALIBRATION = Path(__file__).with_name("calibration.json")  # matched thresholds for seed 0
@@ -24,8 +25,6 @@ def register(app: typer.Typer) -> None:
 
 
 def _store(ctx: typer.Context) -> AlertStore:
-    from finpulse.cli import settings_from
-
     return AlertStore(settings_from(ctx).alerts.state_db)
 
 

@@ -18,6 +18,7 @@ from finpulse import __version__
 from finpulse.context import State, settings_from
 from finpulse.settings import ConfigError, to_toml
 from ingest.cli import register as register_ingest
+from model.cli import bench_score
 from model.cli import register as register_model
 from stream.cli import bench_pipeline
 from stream.cli import register as register_stream
@@ -72,6 +73,7 @@ for register in (
 ):
     register(app)
 app.add_typer(bench_app, name="bench")
+bench_app.command("score")(bench_score)
 bench_app.command("pipeline")(bench_pipeline)
 
 

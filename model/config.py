@@ -48,7 +48,9 @@ class TrainSettings(_Section):
     freeze_word_embeddings: bool = True
     # auto: mixed bfloat16 on a GPU or a CPU with AMX-BF16 (about 2x faster there), else float32.
     precision: Literal["auto", "float32", "bfloat16"] = "auto"
+    # `head` method: softmax regression on frozen vectors takes larger steps than fine-tuning.
     head_epochs: int = Field(default=40, ge=1)
+    probe_learning_rate: float = Field(default=3e-3, gt=0)
     seed: int = 13
 
 
@@ -80,7 +82,7 @@ class ModelSettings(_Section):
     gpu_batch_size: int = Field(default=1024, ge=1)  # scoring batch on a GPU
     # Texts longer than this (characters) are refused by `finpulse score` with an error record.
     max_text_chars: int = Field(default=20_000, ge=1)
-    # auto: mixed float16 on a GPU, float32 on a CPU.
+    # auto: mixed float16 on a GPU, mixed bfloat16 on a CPU with AMX-BF16, else float32.
     precision: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     data_files: dict[str, dict[str, str]] = Field(
         default_factory=lambda: {t: dict(s) for t, s in DEFAULT_DATA_FILES.items()}

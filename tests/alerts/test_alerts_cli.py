@@ -2,23 +2,17 @@ import csv
 import json
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from alerts.cli import register
 from alerts.evaluate import evaluate, table
 from alerts.silences import parse_matcher
+from finpulse.cli import app as root_app
 
 
 @pytest.fixture
 def app(tmp_path, monkeypatch):
-    from finpulse.cli import root
-
     monkeypatch.setenv("FINPULSE_ALERTS__STATE_DB", str(tmp_path / "a.db"))
     monkeypatch.chdir(tmp_path)
-    root_app = typer.Typer()
-    root_app.callback()(root)
-    register(root_app)
     return root_app
 
 

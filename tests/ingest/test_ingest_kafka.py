@@ -7,15 +7,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-import typer
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client import CollectorRegistry
 from typer.testing import CliRunner
 
-from finpulse.cli import root
+from finpulse.cli import app
 from finpulse.contracts import Article, article_id, decode
 from finpulse.settings import KafkaSettings
-from ingest.cli import register
 from ingest.sinks.kafka_sink import KafkaSink
 
 pytestmark = pytest.mark.integration
@@ -57,9 +55,6 @@ def read_topic(topic: str) -> list[tuple[bytes, Article]]:
 
 
 def cli():
-    app = typer.Typer()
-    app.callback()(root)
-    register(app)
     return app
 
 

@@ -1,0 +1,250 @@
+"""``finpulse`` commands of the model package: train, evaluate, models, retrain, score, bench.
+
+Wire with ``model.cli.register(app)``. TensorFlow is imported inside the commands, so
+``finpulse --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from finpulse.context import settings_from
+
+Method = typer.Option(help="full | head | zero-shot | few-shot")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(2)
+
+
+def _quiet_tf() -> None:
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def train(
+    ctx: typer.Context,
+    method: Annotated[str, Method] = "head",
+    epochs: Annotated[int | None, typer.Option(help="Default: model.train.epochs")] = None,
+    data: Annotated[Path | None, typer.Option(help="Data directory (default: data_dir)")] = None,
+    feedback: Annotated[Path | None, typer.Option(help="Feedback JSONL to add")] = None,
+    promote: Annotated[
+        bool | None, typer.Option(help="Make it the champion (default: only if there is none)")
+    ] = None,
+) -> None:
+    """Train a model with one method and write a new registry version with its report."""
+    _quiet_tf()
+    from model.data import DataError
+    from model.registry import Registry
+    from model.train import METHODS, load_train_data, train_model
+
+    settings = settings_from(ctx)
+    if method not in METHODS:
+        raise _fail(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    try:
+        train_data = load_train_data(settings.model, data or settings.data_dir, feedback)
+    except DataError as exc:
+        raise _fail(str(exc)) from None
+    info = train_model(method, settings.model, train_data, epochs=epochs)
+    registry = Registry(settings.model.registry_dir)
+    if promote or (promote is None and registry.champion_version() is None):
+        registry.promote(info.version)
+        typer.echo(f"promoted {info.version} to champion")
+    typer.echo(
+        json.dumps(
+            {
+                "version": info.version,
+                "path": str(info.path),
+                "train_seconds": info.meta["train_seconds"],
+                "valid": info.metrics["headline"],
+            },
+            indent=2,
+        )
+    )
+
+
+def evaluate(
+    ctx: typer.Context,
+    task: Annotated[str, typer.Option(help="topic | sentiment")],
+    data: Annotated[Path, typer.Option(help="CSV / JSONL / parquet file, or hub:NAME")],
+    model: Annotated[str, typer.Option(help="champion, a version or a path")] = "champion",
+    text_column: Annotated[str, typer.Option()] = "text",
+    label_column: Annotated[str, typer.Option()] = "label",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Metrics of a model on a labeled file: accuracy, macro-F1, per-class P/R/F1."""
+    _quiet_tf()
+    from model.data import DataError, load_labeled
+    from model.registry import ModelNotFoundError
+    from model.scorer import Scorer
+
+    settings = settings_from(ctx).model
+    try:
+        scorer = Scorer.load(model, settings)
+        labeled = load_labeled(
+            str(data),
+            task,
+            text_column=text_column,
+            label_column=label_column,
+            split="valid",
+            names=scorer.labels.get(task),
+        )
+        metrics = scorer.evaluate(labeled, progress=None if as_json else f"scoring {task}")
+    except (DataError, ModelNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps({"model_version": scorer.version, "task": task, **metrics}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"{scorer.version} on {data} ({task}): accuracy {metrics['accuracy']:.4f}, "
+        f"macro-F1 {metrics['macro_f1']:.4f}"
+    )
+    for col in ("class", "precision", "recall", "F1", "support"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for name, c in metrics["per_class"].items():
+        table.add_row(
+            name, f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}", str(c["support"])
+        )
+    Console().print(table)
+
+
+models_app = typer.Typer(help="List the registry and choose the champion.", no_args_is_help=True)
+
+
+@models_app.command("list")
+def models_list(
+    ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """Every complete model version, oldest first; * marks the champion."""
+    from model.registry import Registry
+
+    registry = Registry(settings_from(ctx).model.registry_dir)
+    champion = registry.champion_version()
+    rows = [
+        {
+            "version": i.version,
+            "method": i.method,
+            "created_at": i.created_at.isoformat(),
+            "champion": i.version == champion,
+            "valid": i.metrics.get("headline", {}),
+            "path": str(i.path),
+        }
+        for i in registry.list()
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"models in {registry.root}")
+    for col in ("", "version", "method", "topic acc / F1", "sentiment acc / F1"):
+        table.add_column(col, no_wrap=True)
+    for r in rows:
+        cells = [
+            f"{r['valid'].get(t, {}).get('accuracy', '-')} / "
+            f"{r['valid'].get(t, {}).get('macro_f1', '-')}"
+            for t in ("topic", "sentiment")
+        ]
+        table.add_row("*" if r["champion"] else "", r["version"], r["method"], *cells)
+    Console().print(table)
+
+
+@models_app.command("promote")
+def models_promote(ctx: typer.Context, ref: str) -> None:
+    """Make a model (a version, ``latest`` or a path in the registry) the champion."""
+    from model.registry import ModelNotFoundError, Registry
+
+    try:
+        info = Registry(settings_from(ctx).model.registry_dir).promote(ref)
+    except ModelNotFoundError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"champion: {info.version}")
+
+
+def retrain(
+    ctx: typer.Context,
+    feedback: Annotated[
+        Path | None, typer.Option(help="Feedback JSONL {text, task, label}")
+    ] = None,
+    method: Annotated[str | None, typer.Option(help="Default: model.retrain.method")] = None,
+    epochs: Annotated[int | None, typer.Option()] = None,
+    data: Annotated[Path | None, typer.Option(help="Data directory (default: data_dir)")] = None,
+) -> None:
+    """Train a challenger; promote it only if it is not worse than the champion."""
+    _quiet_tf()
+    from model.data import DataError
+    from model.retrain import retrain as run
+
+    settings = settings_from(ctx)
+    try:
+        decision = run(
+            settings.model,
+            data or settings.data_dir,
+            feedback=feedback,
+            method=method,
+            epochs=epochs,
+        )
+    except DataError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(json.dumps(decision, indent=2))
+
+
+def score(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="JSONL or text file; - for stdin")] = "-",
+    model: Annotated[str, typer.Option(help="champion, a version or a path")] = "champion",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Default: stdout")] = None,
+) -> None:
+    """Score JSONL lines {"id", "text"} (or plain text lines) into JSONL, in order."""
+    _quiet_tf()
+    from model.registry import ModelNotFoundError
+    from model.score_io import score_lines
+    from model.scorer import Scorer
+
+    settings = settings_from(ctx).model
+    try:
+        scorer = Scorer.load(model, settings)
+    except ModelNotFoundError as exc:
+        raise _fail(str(exc)) from None
+    if source != "-" and not Path(source).is_file():
+        raise _fail(f"input file not found: {source}")
+    with ExitStack() as files:
+        src = sys.stdin if source == "-" else files.enter_context(open(source, encoding="utf-8"))
+        dst = sys.stdout if output is None else files.enter_context(output.open("w"))
+        counts = score_lines(scorer, src, dst, max_chars=settings.max_text_chars)
+    typer.echo(f"scored {counts.scored}, errors {counts.errors} ({scorer.version})", err=True)
+
+
+def bench_score(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Option()] = "champion",
+    limit: Annotated[int | None, typer.Option(help="Use only the first N tweets")] = None,
+) -> None:
+    """Articles/s and batch latency of the scorer vs a naive baseline, and peak RSS."""
+    _quiet_tf()
+    from model.bench import bench
+
+    settings = settings_from(ctx)
+    typer.echo(
+        json.dumps(bench(settings.model, settings.data_dir, model=model, limit=limit), indent=2)
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(train)
+    app.command()(evaluate)
+    app.command()(retrain)
+    app.command()(score)
+    app.add_typer(models_app, name="models")

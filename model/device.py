@@ -1,0 +1,68 @@
+"""Where the model runs: a GPU with mixed precision when one is present, else the CPU.
+
+Nothing here fails when there is no GPU; ``float16`` asked for on a CPU quietly becomes
+float32, because half precision is slower there than full. CPUs with AMX-BF16 (Sapphire
+Rapids and later) multiply bfloat16 natively: there ``auto`` picks mixed bfloat16, measured
+1.6x faster than float32 on MiniLM with pooled vectors at cosine 0.9999 to float32's.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import keras
+
+log = logging.getLogger(__name__)
+
+
+@functools.cache
+def gpu_available() -> bool:
+    backend = keras.backend.backend()
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            return bool(tf.config.list_physical_devices("GPU"))
+        if backend == "jax":
+            import jax
+
+            return any(d.platform == "gpu" for d in jax.devices())
+        if backend == "torch":  # never installed beside TensorFlow, but a user may choose it
+            import torch
+
+            return bool(torch.cuda.is_available())
+    except Exception as exc:  # a broken driver means CPU, not a crash
+        log.debug("GPU probe failed: %s", exc)
+    return False
+
+
+@functools.cache
+def cpu_has_amx_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            return any(line.startswith("flags") and " amx_bf16" in line for line in fh)
+    except OSError:
+        return False
+
+
+def training_policy(precision: str) -> str:
+    """Dtype policy for training: bfloat16 where the hardware multiplies it natively."""
+    if precision == "auto":
+        return "mixed_bfloat16" if gpu_available() or cpu_has_amx_bf16() else "float32"
+    return "mixed_bfloat16" if precision == "bfloat16" else "float32"
+
+
+def dtype_policy(precision: str) -> str:
+    """The Keras dtype policy for a ``model.precision`` setting on this machine."""
+    gpu = gpu_available()
+    if precision == "auto":
+        if gpu:
+            return "mixed_float16"
+        return "mixed_bfloat16" if cpu_has_amx_bf16() else "float32"
+    if precision == "float16" and not gpu:
+        log.info("float16 asked for without a GPU; using float32")
+        return "float32"
+    return {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}[
+        precision
+    ]

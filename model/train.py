@@ -1,0 +1,555 @@
+"""Training: four ways to adapt the pretrained encoder, registered by name.
+
+- ``full``: fine-tune everything (AdamW, warm-up + linear decay, layer-wise learning-rate
+  decay, label smoothing, class weights, early stopping on dev macro-F1);
+- ``head``: freeze the encoder, embed every text once, train the two linear heads;
+- ``zero-shot``: heads are the embedded label descriptions (cosine similarity);
+- ``few-shot``: heads are the centroids of a few embedded examples per label.
+
+Each sample trains only the head of the task it is labeled for. The dev set for early
+stopping is a fixed, hash-chosen slice of the train files; the validation files are only
+used for the report.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+from tokenizers import Tokenizer
+
+from model.artifact import finalize, save_weights
+from model.config import ModelSettings
+from model.data import Labeled, holdout_mask, load_feedback, load_split
+from model.device import dtype_policy, gpu_available, training_policy
+from model.encoder import (
+    length_batches,
+    load_backbone,
+    load_tokenizer,
+    pad,
+    resolve_base,
+    run_batched,
+    tokenize,
+)
+from model.labels import LABELS, TASKS
+from model.metrics import combined_score, headline, task_metrics
+from model.network import Network, build_network, compile_forward
+from model.registry import ModelInfo, Registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainData:
+    train: dict[str, Labeled]
+    valid: dict[str, Labeled]
+
+
+def load_train_data(
+    settings: ModelSettings, data_dir: Path, feedback: Path | None = None
+) -> TrainData:
+    """The configured train/valid files, with feedback rows (if any) added to train."""
+    train = load_split(data_dir, settings.data_files, "train")
+    if feedback is not None:
+        for task, rows in load_feedback(feedback).items():
+            train[task] = train[task] + rows
+    return TrainData(train=train, valid=load_split(data_dir, settings.data_files, "valid"))
+
+
+@dataclass
+class Context:
+    settings: ModelSettings
+    network: Network
+    tokenizer: Tokenizer
+    labels: dict[str, list[str]]
+    fit: dict[str, Labeled]
+    dev: dict[str, Labeled]
+    valid: dict[str, Labeled]
+    epochs: int
+    progress: bool
+
+    def bar(self, desc: str) -> str | None:
+        return desc if self.progress else None
+
+
+@dataclass
+class Outcome:
+    history: list[dict[str, float]] = field(default_factory=list)
+    # Validation probabilities the method already has (saves a pass of the encoder).
+    valid_probs: dict[str, np.ndarray] | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Method:
+    fit: Callable[[Context], Outcome]
+    normalize: bool  # cosine heads (zero/few-shot) or linear heads on raw pooled vectors
+    trains_encoder: bool
+
+
+METHODS: dict[str, Method] = {}
+
+
+def method(name: str, *, normalize: bool = False, trains_encoder: bool = False) -> Callable:
+    def register(fn: Callable[[Context], Outcome]) -> Callable[[Context], Outcome]:
+        METHODS[name] = Method(fn, normalize, trains_encoder)
+        return fn
+
+    return register
+
+
+# ---------------------------------------------------------------------------- losses, weights
+
+
+def class_weights(labels: list[str], names: list[str], power: float) -> np.ndarray:
+    """(n / count) ** power per class, mean 1 over the classes present; unseen classes get 1."""
+    counts = np.array([labels.count(n) for n in names], dtype=np.float64)
+    weights = np.ones(len(names))
+    seen = counts > 0
+    weights[seen] = (counts[seen].sum() / counts[seen]) ** power
+    weights[seen] /= weights[seen].mean()
+    return weights.astype(np.float32)
+
+
+def _task_loss(logits: Any, y: Any, class_w: Any, smoothing: float, denominator: Any) -> Any:
+    """Label-smoothed, class-weighted cross-entropy over the rows labeled for this task."""
+    import tensorflow as tf
+
+    n = tf.shape(logits)[-1]
+    labeled = y >= 0
+    y_safe = tf.where(labeled, y, 0)
+    target = tf.one_hot(y_safe, n) * (1.0 - smoothing) + smoothing / tf.cast(n, tf.float32)
+    ce = -tf.reduce_sum(target * tf.nn.log_softmax(tf.cast(logits, tf.float32)), axis=-1)
+    w = tf.gather(class_w, y_safe) * tf.cast(labeled, tf.float32)
+    return tf.reduce_sum(ce * w) / denominator
+
+
+def _label_ids(data: Labeled, names: list[str]) -> np.ndarray:
+    index = {n: i for i, n in enumerate(names)}
+    return np.array([index[y] for y in data.labels], dtype=np.int32)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _dev_metrics(probs: dict[str, np.ndarray], ctx: Context) -> dict[str, dict]:
+    return {t: task_metrics(ctx.dev[t].labels, probs[t], ctx.labels[t]) for t in ctx.dev}
+
+
+def _history_row(epoch: int, loss: float, dev: dict[str, dict], started: float) -> dict:
+    row = {"epoch": epoch, "train_loss": round(loss, 5), "seconds": round(time.time() - started)}
+    for task, m in dev.items():
+        row[f"dev_{task}_accuracy"] = round(m["accuracy"], 4)
+        row[f"dev_{task}_macro_f1"] = round(m["macro_f1"], 4)
+    row["dev_score"] = round(combined_score(dev), 4)
+    return row
+
+
+class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Learning rate: linear warm-up to ``peak``, then linear decay to zero."""
+
+    def __init__(self, peak: float, warmup: int, total: int) -> None:
+        self.peak, self.warmup, self.total = peak, warmup, total
+
+    def __call__(self, step: Any) -> Any:
+        step = keras.ops.cast(step, "float32")
+        up = self.peak * (step + 1.0) / max(self.warmup, 1)
+        remaining = (self.total - step) / max(self.total - self.warmup, 1)
+        return keras.ops.where(
+            step < self.warmup, up, self.peak * keras.ops.maximum(0.0, remaining)
+        )
+
+    def get_config(self) -> dict:
+        return {"peak": self.peak, "warmup": self.warmup, "total": self.total}
+
+
+# ---------------------------------------------------------------------------- full
+
+
+def _layer_of(path: str) -> int:
+    """Encoder depth of a variable: 0 = embeddings, 1..L = transformer layers."""
+    match = re.search(r"transformer_layer_(\d+)", path)
+    return int(match.group(1)) + 1 if match else 0
+
+
+@method("full", trains_encoder=True)
+def fit_full(ctx: Context) -> Outcome:
+    import tensorflow as tf
+
+    tr, network = ctx.settings.train, ctx.network
+    texts: list[str] = []
+    ys = {t: [] for t in TASKS}
+    for task in TASKS:
+        data = ctx.fit[task]
+        texts += data.texts
+        for t in TASKS:
+            ys[t].append(_label_ids(data, ctx.labels[t]) if t == task else np.full(len(data), -1))
+    y = {t: np.concatenate(v).astype(np.int32) for t, v in ys.items()}
+    tokens = tokenize(ctx.tokenizer, texts)
+    lengths = np.array([len(x) for x in tokens])
+    cw = {
+        t: tf.constant(class_weights(ctx.fit[t].labels, ctx.labels[t], tr.class_weight_power))
+        for t in TASKS
+    }
+    steps = math.ceil(len(texts) / tr.batch_size)
+    if tr.max_steps_per_epoch:
+        steps = min(steps, tr.max_steps_per_epoch)
+    total = steps * ctx.epochs
+    warmup = int(tr.warmup_ratio * total)
+
+    # Layer-wise learning-rate decay: one AdamW per encoder depth, heads at their own rate.
+    num_layers = getattr(network.backbone, "num_layers", 0)
+    backbone_ids = {id(v) for v in network.backbone.weights}
+    groups: dict[int, list] = {}
+    for v in network.model.trainable_variables:
+        if "pooled_dense" in v.path:  # BERT's pooler: unused by mean pooling
+            continue
+        if tr.freeze_word_embeddings and "token_embedding" in v.path:
+            continue
+        depth = _layer_of(v.path) if id(v) in backbone_ids else num_layers + 1
+        groups.setdefault(depth, []).append(v)
+    optimizers, variables = [], []
+    for depth, vs in sorted(groups.items()):
+        rate = (
+            tr.head_learning_rate
+            if depth > num_layers
+            else tr.learning_rate * tr.layer_decay ** (num_layers - depth)
+        )
+        opt = keras.optimizers.AdamW(
+            learning_rate=WarmupLinearDecay(rate, warmup, total),
+            weight_decay=tr.weight_decay,
+            clipnorm=1.0,
+        )
+        opt.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+        opt.build(vs)
+        optimizers.append(opt)
+        variables.append(vs)
+    flat = [v for vs in variables for v in vs]
+    model = network.model
+
+    spec = [tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None], tf.bool)]
+    spec += [tf.TensorSpec([None], tf.int32)] * len(TASKS)
+
+    @tf.function(input_signature=spec, autograph=False)
+    def train_step(ids: Any, mask: Any, *labels: Any) -> Any:
+        denominator = tf.cast(tf.shape(ids)[0], tf.float32)
+        with tf.GradientTape() as tape:
+            out = model({"token_ids": ids, "padding_mask": mask}, training=True)
+            loss = tf.add_n(
+                [
+                    _task_loss(out[t], labels[i], cw[t], tr.label_smoothing, denominator)
+                    for i, t in enumerate(TASKS)
+                ]
+            )
+        grads = tape.gradient(loss, flat)
+        start = 0
+        for opt, vs in zip(optimizers, variables, strict=True):
+            pairs = zip(grads[start : start + len(vs)], vs, strict=True)
+            opt.apply_gradients([(g, v) for g, v in pairs if g is not None])
+            start += len(vs)
+        return loss
+
+    forward = compile_forward(model, softmax=True)
+    dev_tokens = {t: tokenize(ctx.tokenizer, ctx.dev[t].texts) for t in TASKS}
+    rng = np.random.default_rng(tr.seed)
+    history, best, best_weights, stale = [], -1.0, None, 0
+    started = time.time()
+    for epoch in range(1, ctx.epochs + 1):
+        batches = length_batches(lengths, tr.batch_size, rng)[:steps]
+        if ctx.progress:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(batches, desc=f"epoch {epoch}/{ctx.epochs}", unit="step", mininterval=5)
+        losses = []
+        for idx in batches:
+            ids, mask = pad([tokens[i] for i in idx], ctx.settings.max_length)
+            loss = train_step(ids, mask, *(y[t][idx] for t in TASKS))
+            losses.append(float(loss))
+            if ctx.progress and len(losses) % 20 == 0:
+                batches.set_postfix(loss=f"{np.mean(losses[-100:]):.4f}")
+        probs = {
+            t: run_batched(
+                forward,
+                dev_tokens[t],
+                batch_size=ctx.settings.batch_size,
+                max_length=ctx.settings.max_length,
+            )[t]
+            for t in TASKS
+        }
+        row = _history_row(epoch, float(np.mean(losses)), _dev_metrics(probs, ctx), started)
+        history.append(row)
+        log.info("epoch %d: %s", epoch, row)
+        if ctx.progress:
+            print(f"epoch {epoch}: " + ", ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+        if row["dev_score"] > best:
+            best, best_weights, stale = row["dev_score"], model.get_weights(), 0
+        else:
+            stale += 1
+            if stale >= tr.patience:
+                break
+    model.set_weights(best_weights)
+    best_epoch = max(history, key=lambda r: r["dev_score"])["epoch"]
+    return Outcome(history=history, notes={"best_epoch": best_epoch, "steps_per_epoch": steps})
+
+
+# ---------------------------------------------------------------------------- head
+
+
+def _embed_all(ctx: Context, groups: dict[str, list[str]]) -> dict[str, np.ndarray]:
+    """Pooled vectors of several text groups in one pass of the (frozen) encoder."""
+    names, texts = [], []
+    for name, group in groups.items():
+        names.append((name, len(texts), len(texts) + len(group)))
+        texts += group
+    vectors = run_batched(
+        compile_forward(ctx.network.embedder),
+        tokenize(ctx.tokenizer, texts),
+        batch_size=ctx.settings.gpu_batch_size if gpu_available() else ctx.settings.batch_size,
+        max_length=ctx.settings.max_length,
+        progress=ctx.bar(f"embedding {len(texts)} texts"),
+    )
+    return {name: vectors[a:b] for name, a, b in names}
+
+
+def _fit_linear(
+    x: np.ndarray,
+    y: np.ndarray,
+    x_dev: np.ndarray,
+    dev_labels: list[str],
+    names: list[str],
+    ctx: Context,
+    weights: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, list[tuple[float, dict]]]:
+    """Softmax regression by Adam on fixed vectors; keeps the epoch with the best dev F1."""
+    import tensorflow as tf
+
+    tr = ctx.settings.train
+    rng = np.random.default_rng(tr.seed)
+    kernel = tf.Variable(rng.normal(0, 0.01, (x.shape[1], len(names))).astype(np.float32))
+    bias = tf.Variable(np.zeros(len(names), np.float32))
+    opt = keras.optimizers.Adam(learning_rate=tr.probe_learning_rate)
+    opt.build([kernel, bias])
+    cw = tf.constant(weights)
+
+    @tf.function(autograph=False)
+    def step(xb: Any, yb: Any) -> Any:
+        with tf.GradientTape() as tape:
+            logits = tf.matmul(xb, kernel) + bias
+            denominator = tf.cast(tf.shape(yb)[0], tf.float32)
+            loss = _task_loss(logits, yb, cw, tr.label_smoothing, denominator)
+        opt.apply_gradients(zip(tape.gradient(loss, [kernel, bias]), [kernel, bias], strict=True))
+        return loss
+
+    curve, best, best_wb = [], -1.0, None
+    for _ in range(tr.head_epochs):
+        order = rng.permutation(len(x))
+        losses = [float(step(x[b], y[b])) for b in np.array_split(order, max(1, len(x) // 128))]
+        probs = _softmax(x_dev @ kernel.numpy() + bias.numpy())
+        m = task_metrics(dev_labels, probs, names)
+        curve.append((float(np.mean(losses)), m))
+        if m["macro_f1"] > best:
+            best, best_wb = m["macro_f1"], (kernel.numpy(), bias.numpy())
+    return best_wb[0], best_wb[1], curve
+
+
+@method("head")
+def fit_head(ctx: Context) -> Outcome:
+    tr = ctx.settings.train
+    groups = {}
+    for t in TASKS:
+        groups[f"fit/{t}"], groups[f"dev/{t}"] = ctx.fit[t].texts, ctx.dev[t].texts
+        groups[f"valid/{t}"] = ctx.valid[t].texts
+    started = time.time()
+    vec = _embed_all(ctx, groups)
+    embed_seconds = time.time() - started
+    heads, curves, valid_probs = {}, {}, {}
+    for t in TASKS:
+        names = ctx.labels[t]
+        weights = class_weights(ctx.fit[t].labels, names, tr.class_weight_power)
+        kernel, bias, curves[t] = _fit_linear(
+            vec[f"fit/{t}"],
+            _label_ids(ctx.fit[t], names),
+            vec[f"dev/{t}"],
+            ctx.dev[t].labels,
+            names,
+            ctx,
+            weights,
+        )
+        heads[f"{t}_kernel"], heads[f"{t}_bias"] = kernel, bias
+        valid_probs[t] = _softmax(vec[f"valid/{t}"] @ kernel + bias)
+    ctx.network.set_head_weights(heads)
+    history = [
+        _history_row(
+            e + 1,
+            sum(curves[t][e][0] for t in TASKS),
+            {t: curves[t][e][1] for t in TASKS},
+            started,
+        )
+        for e in range(tr.head_epochs)
+    ]
+    return Outcome(history, valid_probs, {"embed_seconds": round(embed_seconds, 1)})
+
+
+# ---------------------------------------------------------------------------- zero/few-shot
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-6)
+
+
+def _cosine_heads(ctx: Context, prototypes: dict[str, np.ndarray]) -> None:
+    scale = 1.0 / ctx.settings.zero_shot.temperature
+    ctx.network.set_head_weights(
+        {
+            **{
+                f"{t}_kernel": (_unit(p) * scale).T.astype(np.float32)
+                for t, p in prototypes.items()
+            },
+            **{f"{t}_bias": np.zeros(len(p), np.float32) for t, p in prototypes.items()},
+        }
+    )
+
+
+@method("zero-shot", normalize=True)
+def fit_zero_shot(ctx: Context) -> Outcome:
+    descriptions = ctx.settings.zero_shot.descriptions
+    groups = {t: [descriptions[t][name] for name in ctx.labels[t]] for t in TASKS}
+    _cosine_heads(ctx, _embed_all(ctx, groups))
+    return Outcome(notes={"descriptions": {t: descriptions[t] for t in TASKS}})
+
+
+@method("few-shot", normalize=True)
+def fit_few_shot(ctx: Context) -> Outcome:
+    """Centroids of configured examples; labels without any take k from the train data."""
+    zs = ctx.settings.zero_shot
+    rng = np.random.default_rng(ctx.settings.train.seed)
+    groups, used = {}, {}
+    for t in TASKS:
+        configured = zs.examples.get(t, {})
+        for name in ctx.labels[t]:
+            examples = list(configured.get(name, []))
+            if not examples:
+                pool = [
+                    x for x, y in zip(ctx.fit[t].texts, ctx.fit[t].labels, strict=True) if y == name
+                ]
+                if pool:
+                    examples = list(rng.choice(pool, size=min(zs.k, len(pool)), replace=False))
+                else:  # no example anywhere: fall back to the label's description
+                    examples = [zs.descriptions[t][name]]
+            groups[f"{t}/{name}"] = examples
+            used.setdefault(t, {})[name] = examples
+    vec = _embed_all(ctx, groups)
+    prototypes = {
+        t: np.stack([_unit(vec[f"{t}/{n}"]).mean(axis=0) for n in ctx.labels[t]]) for t in TASKS
+    }
+    _cosine_heads(ctx, prototypes)
+    return Outcome(notes={"examples": used})
+
+
+# ---------------------------------------------------------------------------- driver
+
+
+def method_labels(name: str, settings: ModelSettings) -> dict[str, list[str]]:
+    """The label sets a model of this method predicts (zero-shot: the described labels)."""
+    if name == "zero-shot":
+        return {t: list(settings.zero_shot.descriptions[t]) for t in TASKS}
+    if name == "few-shot":
+        return {t: list(settings.zero_shot.examples.get(t) or LABELS[t]) for t in TASKS}
+    return {t: list(LABELS[t]) for t in TASKS}
+
+
+def train_model(
+    method_name: str,
+    settings: ModelSettings,
+    data: TrainData,
+    *,
+    epochs: int | None = None,
+    progress: bool = True,
+    extra_meta: dict[str, Any] | None = None,
+) -> ModelInfo:
+    """Train with one method, evaluate on ``data.valid`` and write a new registry version."""
+    if method_name not in METHODS:
+        raise ValueError(f"unknown method {method_name!r}; expected one of {', '.join(METHODS)}")
+    spec = METHODS[method_name]
+    started = time.time()
+    tr = settings.train
+    base = resolve_base(settings.base_model)
+    tokenizer = load_tokenizer(base, settings.max_length)
+    # Methods that only run the encoder embed at the scorer's precision.
+    dtype = (
+        training_policy(tr.precision) if spec.trains_encoder else dtype_policy(settings.precision)
+    )
+    backbone = load_backbone(base, dropout=tr.dropout, dtype=dtype)
+    backbone.trainable = spec.trains_encoder
+    labels = method_labels(method_name, settings)
+    network = build_network(backbone, labels, dropout=tr.dropout, normalize=spec.normalize)
+    fit, dev = {}, {}
+    for t in TASKS:
+        held = holdout_mask(data.train[t].texts, tr.dev_fraction, salt="dev")
+        if held.all() or not held.any():  # too little data to split: use it for both
+            fit[t], dev[t] = data.train[t], data.train[t]
+        else:
+            fit[t], dev[t] = data.train[t].subset(~held), data.train[t].subset(held)
+    ctx = Context(
+        settings,
+        network,
+        tokenizer,
+        labels,
+        fit,
+        dev,
+        data.valid,
+        epochs or tr.epochs,
+        progress,
+    )
+    outcome = spec.fit(ctx)
+    train_seconds = time.time() - started
+
+    probs = outcome.valid_probs
+    if probs is None:
+        forward = compile_forward(network.model, softmax=True)
+        probs = {
+            t: run_batched(
+                forward,
+                tokenize(tokenizer, data.valid[t].texts),
+                batch_size=settings.batch_size,
+                max_length=settings.max_length,
+                progress=ctx.bar(f"evaluating {t}"),
+            )[t]
+            for t in TASKS
+        }
+    valid = {t: task_metrics(data.valid[t].labels, probs[t], labels[t]) for t in TASKS}
+
+    from model.report import write_report
+
+    path = Registry(settings.registry_dir).new_version_dir(method_name)
+    save_weights(path, network, tokenizer)
+    meta = {
+        "method": method_name,
+        "base_model": str(base),
+        "labels": labels,
+        "max_length": settings.max_length,
+        "normalize": spec.normalize,
+        "train_settings": tr.model_dump(),
+        "train_dtype": dtype,
+        "epochs": ctx.epochs,
+        "train_rows": {t: len(fit[t]) for t in TASKS},
+        "dev_rows": {t: len(dev[t]) for t in TASKS},
+        "valid_rows": {t: len(data.valid[t]) for t in TASKS},
+        "history": outcome.history,
+        "notes": outcome.notes,
+        "train_seconds": round(train_seconds, 1),
+        **(extra_meta or {}),
+    }
+    metrics = {"valid": valid, "headline": headline(valid), "train_seconds": meta["train_seconds"]}
+    write_report(path, meta, metrics)
+    return finalize(path, meta, metrics)

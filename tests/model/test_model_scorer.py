@@ -1,0 +1,133 @@
+"""The scorer: order, padding invariance, thread use; the score CLI round trip."""
+
+import json
+import threading
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from model.encoder import bucket_length, length_batches, pad
+
+TEXTS = [
+    "shares fall",
+    "the fed says rates rise today and the market is weak on loss news",
+    "ipo",
+    "oil energy report",
+    "dividend up",
+] * 7
+
+
+def test_batches_cover_everything_once():
+    lengths = np.random.default_rng(0).integers(1, 60, size=101)
+    for rng in (None, np.random.default_rng(1)):
+        batches = length_batches(lengths, 16, rng)
+        assert sorted(np.concatenate(batches).tolist()) == list(range(101))
+        assert max(len(b) for b in batches) == 16
+    # a mixed stream batch is cut where the bucket grows: less padding than one batch
+    batches = length_batches(lengths[:64], 64)
+    padded = sum(len(b) * bucket_length(lengths[b].max(), 64) for b in batches)
+    assert len(batches) > 1 and padded < 64 * bucket_length(lengths[:64].max(), 64)
+    ids, mask = pad([np.array([2, 5, 3]), np.array([2, 3])], max_length=64)
+    assert ids.shape == (2, 8) and mask.sum() == 5
+    assert {bucket_length(n, 64) for n in range(1, 200)} == {8, 16, 24, 32, 40, 48, 56, 64}
+
+
+def test_bucketing_and_padding_do_not_change_results(tiny_scorer):
+    together = tiny_scorer.predict_proba(TEXTS)
+    fixed = tiny_scorer.predict_proba(TEXTS, batch_size=4, fixed_length=32)
+    alone = [tiny_scorer.predict_proba([t]) for t in TEXTS[:5]]
+    for task in ("topic", "sentiment"):
+        np.testing.assert_allclose(together[task], fixed[task], atol=1e-4)
+        np.testing.assert_allclose(
+            together[task][:5], np.vstack([a[task] for a in alone]), atol=1e-4
+        )
+    assert tiny_scorer.predict([]) == []
+
+
+def test_predict_from_threads(tiny_scorer):
+    expected = [p.topic for p in tiny_scorer.predict(TEXTS)]
+    results = {}
+
+    def work(i):
+        results[i] = [p.topic for p in tiny_scorer.predict(TEXTS)]
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r == expected for r in results.values())
+
+
+@pytest.fixture()
+def cli(tiny_registry, monkeypatch):
+    from finpulse.cli import app
+    monkeypatch.setenv("FINPULSE_MODEL__REGISTRY_DIR", str(tiny_registry))
+    monkeypatch.setenv("FINPULSE_MODEL__MAX_TEXT_CHARS", "300")
+    return lambda *args, input=None: CliRunner().invoke(app, list(args), input=input)
+
+
+def test_score_cli_round_trip(cli, tiny_registry, tmp_path):
+    lines = [
+        json.dumps({"id": "a1", "text": "shares fall loss"}),
+        "plain text line about the fed",
+        "",
+        json.dumps({"id": 7, "text": "x" * 301}),
+        '{"id": broken',
+        json.dumps({"id": "t", "title": "Oil jumps", "body": "Energy report"}),
+        json.dumps({"id": "n", "text": None}),
+    ]
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    result = cli("score", str(src), "--output", str(tmp_path / "out.jsonl"))
+    assert result.exit_code == 0, result.output
+    out = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [o["id"] for o in out] == ["a1", 2, 3, 7, 5, "t", "n"]
+    version = (tiny_registry / "CHAMPION").read_text().strip()
+    assert all(o["model_version"] == version for o in out)
+    assert set(out[0]) == {
+        "id",
+        "topic",
+        "topic_probs",
+        "sentiment",
+        "sentiment_probs",
+        "model_version",
+    }
+    assert "error" not in out[1] and "error" not in out[5]
+    assert out[2]["error"] == "empty text"
+    assert out[3]["error"].startswith("text too long: 301 characters")
+    assert out[4]["error"].startswith("invalid JSON")
+    assert out[6]["error"] == "empty text"
+    # stdin works too
+    result = cli("score", "-", input="hello market\n")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout.splitlines()[0])["id"] == 1
+
+
+def test_models_and_evaluate_cli(cli, tiny_registry, tmp_path):
+    listed = cli("models", "list", "--json")
+    assert listed.exit_code == 0
+    rows = json.loads(listed.stdout)
+    assert [r["champion"] for r in rows] == [True]
+    assert cli("models", "promote", "nope").exit_code == 2
+    data = tmp_path / "eval.csv"
+    data.write_text("tweet,y\nshares fall loss weak,0\nrise beat,1\nflat steady,2\n")
+    result = cli(
+        "evaluate",
+        "--task",
+        "sentiment",
+        "--data",
+        str(data),
+        "--text-column",
+        "tweet",
+        "--label-column",
+        "y",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    assert metrics["n"] == 3 and metrics["model_version"] == rows[0]["version"]
+    assert set(metrics["per_class"]) == {"negative", "neutral", "positive"}
+    bad = cli("evaluate", "--task", "sentiment", "--data", str(data), "--json")
+    assert bad.exit_code == 2 and "needs columns" in bad.output
