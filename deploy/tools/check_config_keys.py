@@ -6,7 +6,13 @@ Dockerfile, the compose file and the rendered Kubernetes manifests give each rol
 pydantic model (built from ``finpulse.settings.Settings``, no list of keys kept here), then loads
 every role's configuration for real so wrong types, ranges and enum values fail too.
 
-Usage: check_config_keys.py --dockerfile F --compose F --compose-env F [--manifests F ...]
+With the loaded settings it also checks what would otherwise only show in production: workers
+do not outnumber ``kafka.partitions``; there is exactly one alerter, which cannot be scaled or
+overlap itself in a rollout; and its ``alerts.state_db`` is on a persistent volume that every
+``serve`` reads through the same mount (same Pod in Kubernetes), so the dashboard shows the
+alerts the engine writes.
+
+Usage: check_config_keys.py --dockerfile F --compose F --compose-env F [--k8s F]... [--k8s-extra F]
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from pydantic import BaseModel
 
 from finpulse.settings import ConfigError, Settings, load_settings
 
+Mount = tuple[str, bool]  # (which volume, in words, as two roles must agree on; persistent?)
+
 PREFIX = Settings.model_config["env_prefix"]
 DELIMITER = Settings.model_config["env_nested_delimiter"]
 CONFIG_ENV = "FINPULSE_CONFIG"  # read by finpulse.settings.resolve_config_path, not a field
@@ -45,6 +53,12 @@ class Role:
     toml: str | None = None
     command: str | None = None
     problems: list[str] = field(default_factory=list)
+    owner: str = ""  # what scales it: "Deployment/x", "compose/x" (default: name)
+    mounts: dict[PurePosixPath, Mount] = field(default_factory=dict)  # by mount path
+    settings: Settings | None = None  # once loaded
+
+    def __post_init__(self) -> None:
+        self.owner = self.owner or self.name
 
 
 def _submodel(annotation: object) -> type[BaseModel] | None:
@@ -173,6 +187,27 @@ def dockerfile_env(path: Path) -> dict[str, str]:
     return env
 
 
+def dockerfile_workdir(text: str) -> PurePosixPath:
+    r"""The WORKDIR the last stage runs in (a stage inherits it from the stage it is FROM).
+
+    >>> dockerfile_workdir("FROM x AS a\nWORKDIR /srv\nFROM y\nWORKDIR /b\nFROM a\nWORKDIR s")
+    PurePosixPath('/srv/s')
+    """
+    text = re.sub(r"\\\n", " ", text)
+    stages: dict[str, PurePosixPath] = {}
+    workdir, stage = PurePosixPath("/"), None
+    for line in text.splitlines():
+        words = [w for w in line.split() if not w.startswith("--")]
+        if len(words) >= 2 and words[0].upper() == "FROM":
+            workdir = stages.get(words[1].lower(), PurePosixPath("/"))
+            stage = words[3].lower() if len(words) >= 4 and words[2].upper() == "AS" else None
+        elif len(words) >= 2 and words[0].upper() == "WORKDIR":
+            workdir = workdir / words[1]
+        if stage:
+            stages[stage] = workdir
+    return workdir
+
+
 _INTERPOLATION = re.compile(r"\$\$|\$\{(\w+)(?:(:?[-?])([^}]*))?\}|\$(\w+)")
 
 
@@ -214,6 +249,7 @@ def compose_roles(path: Path, dotenv: Path, image_env: dict[str, str]) -> list[R
             raw = dict(item.split("=", 1) for item in raw)
         role = Role(f"compose/{name}", dict(image_env))
         role.command = (service.get("command") or [None])[0]
+        role.mounts = _compose_mounts(service, path.parent, variables)
         for key, value in raw.items():
             try:
                 role.env[key] = interpolate(str(value), variables)
@@ -228,6 +264,24 @@ def compose_roles(path: Path, dotenv: Path, image_env: dict[str, str]) -> list[R
     return roles
 
 
+def _compose_mounts(
+    service: dict, folder: Path, variables: dict[str, str]
+) -> dict[PurePosixPath, Mount]:
+    """Named volumes and bind mounts persist (one host: two services may share either)."""
+    mounts: dict[PurePosixPath, Mount] = {}
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            kind, source, target = volume.get("type"), volume.get("source", ""), volume["target"]
+        else:
+            source, _, rest = interpolate(volume, variables).partition(":")
+            target = rest.split(":")[0]
+            kind = "bind" if source.startswith((".", "/", "~")) else "volume"
+        if kind == "bind":
+            source = str((folder / source).resolve())
+        mounts[PurePosixPath(target)] = (f"{kind} {source}", kind in ("bind", "volume"))
+    return mounts
+
+
 _ENV_SOURCES = {"secretRef": "Secret", "configMapRef": "ConfigMap"}
 
 
@@ -237,9 +291,19 @@ def _container_roles(doc: dict, objects: dict, image_env: dict[str, str]) -> Ite
         spec = spec["jobTemplate"]["spec"]
     pod = spec["template"]["spec"]
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    owner = f"{doc['kind']}/{doc['metadata']['name']}"
     for container in pod["containers"]:
-        role = Role(f"{doc['kind']}/{doc['metadata']['name']}", dict(image_env))
+        name = owner if len(pod["containers"]) == 1 else f"{owner}/{container['name']}"
+        role = Role(name, dict(image_env), owner=owner)
         role.command = (container.get("args") or [None])[0]
+        # A volume is shared only within the Pod (one node): two Pods never share SQLite.
+        role.mounts = {
+            PurePosixPath(m["mountPath"]): (
+                f"{owner} volume {m['name']}",
+                "persistentVolumeClaim" in volumes.get(m["name"], {}),
+            )
+            for m in container.get("volumeMounts", [])
+        }
         for source in container.get("envFrom", []):
             kind, ref = next((k, source[r]) for r, k in _ENV_SOURCES.items() if r in source)
             obj = objects.get((kind, ref["name"]))
@@ -280,8 +344,9 @@ def k8s_roles(docs: list[dict], image_env: dict[str, str]) -> list[Role]:
     return [r for d in docs if d["kind"] in kinds for r in _container_roles(d, objects, image_env)]
 
 
-def replica_errors(docs: list[dict], workers: dict[str, Settings]) -> list[str]:
+def replica_errors(docs: list[dict], roles: list[Role]) -> list[str]:
     """Workers beyond the partition count sit idle: replicas and HPA bounds must not exceed it."""
+    workers = {r.owner: r.settings for r in roles if r.command == "worker" and r.settings}
     errors = []
     for doc in docs:
         if doc["kind"] == "HorizontalPodAutoscaler":
@@ -305,19 +370,80 @@ def replica_errors(docs: list[dict], workers: dict[str, Settings]) -> list[str]:
     return errors
 
 
-def check(roles: list[Role]) -> tuple[list[str], dict[str, Settings]]:
-    """Print one line per role; return the errors and the loaded settings of worker roles."""
+def singleton_errors(docs: list[dict], roles: list[Role]) -> list[str]:
+    """The alerter is one engine: never several replicas, an autoscaler, or a rolling overlap.
+
+    Kubernetes documents are manifests; compose services (``compose/...``) are given as docs
+    ``{"kind": "compose", "metadata": {"name": ...}, "spec": <service>}``.
+    """
+    owners = {r.owner for r in roles if r.command == "alerter"}
+    errors = []
+    for doc in docs:
+        owner = f"{doc['kind']}/{doc['metadata']['name']}"
+        spec = doc.get("spec", {})
+        if doc["kind"] == "HorizontalPodAutoscaler":
+            ref = spec["scaleTargetRef"]
+            if f"{ref['kind']}/{ref['name']}" in owners:
+                errors.append(f"{owner} scales the alerter {ref['kind']}/{ref['name']}")
+            continue
+        if owner not in owners:
+            continue
+        if doc["kind"] == "compose":
+            replicas = spec.get("deploy", {}).get("replicas", spec.get("scale", 1))
+        else:
+            replicas = spec.get("replicas", 1)
+        if replicas != 1:
+            errors.append(f"{owner}: runs the alerter, so replicas must be 1, not {replicas}")
+        if doc["kind"] == "Deployment" and spec.get("strategy", {}).get("type") != "Recreate":
+            errors.append(f"{owner}: runs the alerter, so strategy must be Recreate")
+        if doc["kind"] not in ("Deployment", "compose"):
+            errors.append(f"{owner}: run the alerter as a Deployment, not a {doc['kind']}")
+    return errors
+
+
+def _volume_of(path: PurePosixPath, mounts: dict[PurePosixPath, Mount]) -> Mount | None:
+    """The mount that holds ``path`` (the deepest mount point above it), if any."""
+    above = [m for m in mounts if path.is_relative_to(m)]
+    return mounts[max(above, key=lambda m: len(m.parts))] if above else None
+
+
+def state_errors(roles: list[Role], workdir: PurePosixPath) -> list[str]:
+    """One alerter, its alerts.state_db persistent, and every serve reading that same file."""
+    alerters = [r for r in roles if r.command == "alerter"]
+    if len(alerters) != 1:
+        names = ", ".join(r.name for r in alerters) or "none"
+        return [f"exactly one alerter role is needed, found {len(alerters)} ({names})"]
+    alerter = alerters[0]
+    if alerter.settings is None:
+        return []  # its config errors are reported already
+    db = workdir / alerter.settings.alerts.state_db
+    volume = _volume_of(db, alerter.mounts)
+    errors = []
+    if volume is None or not volume[1]:
+        where = volume[0] if volume else "the container's filesystem"
+        errors.append(f"{alerter.name}: alerts.state_db {db} is on {where}, not persistent")
+    for serve in (r for r in roles if r.command == "serve" and r.settings is not None):
+        path = workdir / serve.settings.alerts.state_db
+        theirs = _volume_of(path, serve.mounts)
+        if path != db or theirs != volume:
+            errors.append(
+                f"{serve.name}: reads alerts.state_db {path} on {theirs and theirs[0]}, but "
+                f"{alerter.name} writes {db} on {volume and volume[0]}: mount the same volume "
+                f"(in Kubernetes, in the same Pod) so the dashboard sees the alerts"
+            )
+    return errors
+
+
+def check(roles: list[Role]) -> list[str]:
+    """Print one line per role, loading each role's settings into it; return the errors."""
     errors: list[str] = []
-    workers: dict[str, Settings] = {}
     for role in roles:
-        problems, settings = role_errors(role)
+        problems, role.settings = role_errors(role)
         errors += [f"{role.name}: {p}" for p in problems]
-        if settings is not None and role.command == "worker":
-            workers[role.name] = settings
         keys = len([k for k in role.env if k != CONFIG_ENV])
         toml = "no TOML" if role.toml is None else "TOML"
         print(f"{'FAIL' if problems else 'ok':4} {role.name} ({role.command}): {keys} env, {toml}")
-    return errors, workers
+    return errors
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -335,17 +461,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     image_env = dockerfile_env(args.dockerfile)
+    workdir = dockerfile_workdir(args.dockerfile.read_text())
     errors = [f"{args.dockerfile}: {e}" for n in image_env if (e := env_name_error(n))]
     roles = compose_roles(args.compose, args.compose_env, image_env)
-    found, _ = check(roles)
-    errors += found
+    services = yaml.safe_load(args.compose.read_text())["services"]
+    docs = [{"kind": "compose", "metadata": {"name": n}, "spec": s} for n, s in services.items()]
+    found = check(roles) + singleton_errors(docs, roles) + state_errors(roles, workdir)
+    errors += [f"{args.compose}: {e}" for e in found]
     total = len(roles)
     for overlay in args.k8s:
         print(f"-- {overlay}")
         docs = load_manifests([overlay, *args.k8s_extra])
         roles = k8s_roles(docs, image_env)
-        found, workers = check(roles)
-        errors += [f"{overlay}: {e}" for e in found + replica_errors(docs, workers)]
+        found = check(roles) + replica_errors(docs, roles) + singleton_errors(docs, roles)
+        errors += [f"{overlay}: {e}" for e in found + state_errors(roles, workdir)]
         total += len(roles)
     for error in errors:
         print(f"error: {error}", file=sys.stderr)
