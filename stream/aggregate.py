@@ -3,9 +3,10 @@
 Counting is split so it can run in two places and be merged: :class:`RateCounter` turns a
 batch of scored articles into *partial* :class:`RateWindow` deltas (one per scope, key and
 window), and :class:`KeyWindows` folds the deltas of one (scope, key) into the running
-windows it re-sends to alerting. Faust ships the deltas through a topic keyed by scope, so
-each key's windows live on one partition; the embedded runner folds them in place
-(:class:`RateAggregator`). All state converts to plain dicts (``to_dict``/``from_dict``).
+windows it re-sends to alerting. The Kafka workers count and ship the deltas through the one
+partition of ``news.rates`` to the alerter, which folds them (:meth:`RateAggregator.fold`);
+the embedded runner does both in place (:meth:`RateAggregator.add`). All state converts to
+plain dicts (``to_dict``/``from_dict``).
 
 >>> from datetime import datetime, UTC
 >>> from finpulse.contracts import ScoredArticle
@@ -150,7 +151,11 @@ class RateAggregator:
 
     def add(self, articles: Sequence[ScoredArticle]) -> list[RateWindow]:
         """Count a batch; returns the updated running window of every key it touched."""
-        return [self._state(d.scope, d.key).merge(d) for d in self.counter.count(articles)]
+        return self.fold(self.counter.count(articles))
+
+    def fold(self, deltas: Sequence[RateWindow]) -> list[RateWindow]:
+        """Fold deltas counted elsewhere (a worker's :class:`RateCounter`) into the windows."""
+        return [self._state(d.scope, d.key).merge(d) for d in deltas]
 
     def _state(self, scope: Scope, key: str) -> KeyWindows:
         c = self.counter

@@ -1,9 +1,14 @@
 """Pipeline benchmark: the scorer alone, Kafka → worker(s) → Elasticsearch, and embedded.
 
-Prints one JSON object. Per Kafka run: sustained articles/s of a flat-out burst (first
-produce to last ``indexed_at``), then fetch-to-indexed latency p50/p99 at half that rate
-(``indexed_at - fetched_at`` of every document). The target is Kafka throughput >= 80% of
-the scorer's own and p99 < 2 s at half of peak.
+Prints one JSON object. The scorer alone is timed on the same texts in this process. Per
+worker count, in a fresh :class:`~stream.sandbox.Sandbox`: a warm-up (workers up, model
+loaded, group settled), then a flat-out burst — sustained articles/s from the first produce
+to the last ``indexed_at`` — then a replay paced at half that rate, whose fetch-to-indexed
+latency (``indexed_at - fetched_at`` of every document) is the latency figure. Targets:
+Kafka throughput >= 80% of the scorer's, p99 < 2 s at half of peak.
+
+The model is the registry's champion (or ``--model``); without one, a tiny model from
+``model/tiny.py`` is trained into a temporary registry, and the JSON says so.
 """
 
 from __future__ import annotations
@@ -12,12 +17,8 @@ import asyncio
 import csv
 import json
 import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,19 +26,19 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from rich.console import Console
 
-from finpulse.contracts import Article, encode, utcnow
-from finpulse.settings import Settings, to_toml
-from stream.config import StreamSettings
+from finpulse.contracts import Article, utcnow
+from finpulse.settings import Settings
 from stream.deadletter import JsonlDeadLetters
 from stream.embedded import EmbeddedRunner
 from stream.metrics import StreamMetrics
+from stream.sandbox import Sandbox
 from stream.scoring import BatchScorer, RegistryModels
-from stream.sinks.elasticsearch import ElasticsearchStore
 from stream.sinks.sqlite import SqliteStore
 from stream.writer import StoreWriter
 
 err = Console(stderr=True)
-REPO = Path(__file__).resolve().parents[1]
+WARMUP = 200
+FIRST_PORT = 18070
 
 
 def texts(settings: Settings, n: int) -> list[str]:
@@ -61,9 +62,9 @@ def make_articles(texts_: list[str], tag: str) -> list[Article]:
     ]
 
 
-def percentiles(values: list[float]) -> dict[str, float]:
+def percentiles(values: list[float]) -> dict[str, float | None]:
     if not values:
-        return {"p50_s": float("nan"), "p99_s": float("nan")}
+        return {"p50_s": None, "p99_s": None}
     v = sorted(values)
     return {
         "p50_s": round(v[len(v) // 2], 3),
@@ -80,117 +81,28 @@ def scorer_throughput(scorer: BatchScorer, texts_: list[str], batch: int) -> flo
     return len(texts_) / (time.perf_counter() - start)
 
 
-class KafkaRun:
-    """Isolated topics, group and index; ``workers`` worker subprocesses."""
-
-    def __init__(self, settings: Settings, workers: int, model: str | None, tmp: Path) -> None:
-        from kafka import KafkaProducer
-        from kafka.admin import KafkaAdminClient, NewTopic
-
-        uid = uuid.uuid4().hex[:8]
-        k = settings.kafka.model_copy(
-            update={"raw_topic": f"bench-{uid}.raw", "scored_topic": f"bench-{uid}.scored",
-                    "deadletter_topic": f"bench-{uid}.dl", "rates_topic": f"bench-{uid}.rates"}
-        )  # fmt: skip
-        self.settings = settings.model_copy(
-            update={
-                "kafka": k,
-                "elasticsearch": settings.elasticsearch.model_copy(
-                    update={"index": f"bench-{uid}"}
-                ),
-                "stream": settings.stream.model_copy(
-                    update={"app_id": f"bench-{uid}", "scope_topic": f"bench-{uid}.scope"}
-                ),
-                "store": settings.store.model_copy(update={"backend": "elasticsearch"}),
-            }
-        )
-        self.topics = [k.raw_topic, k.scored_topic, k.deadletter_topic, k.rates_topic,
-                       f"bench-{uid}.scope"]  # fmt: skip
-        self.admin = KafkaAdminClient(bootstrap_servers=k.bootstrap_servers)
-        self.admin.create_topics(
-            [NewTopic(t, k.partitions, k.replication_factor) for t in self.topics]
-        )
-        self.store = ElasticsearchStore(self.settings.elasticsearch)
-        config = tmp / f"bench-{uid}.toml"
-        config.write_text(to_toml(self.settings))  # secrets are masked: local services only
-        self.procs = []
-        for w in range(workers):
-            cmd = [sys.executable, "-m", "stream.worker", "-c", str(config), "--no-alerts",
-                   "--web-port", str(18070 + w), "--loglevel", "warn"]  # fmt: skip
-            if model:
-                cmd += ["--model", model]
-            log = (tmp / f"bench-{uid}-worker{w}.log").open("w")
-            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-            self.procs.append(subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=log, env=env))
-        self.producer = KafkaProducer(bootstrap_servers=k.bootstrap_servers, linger_ms=5)
-
-    def produce(self, articles: list[Article], rate: float = 0.0) -> None:
-        start = time.perf_counter()
-        for i, a in enumerate(articles):
-            if rate:
-                delay = start + i / rate - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-            a = a.model_copy(update={"fetched_at": utcnow()})
-            self.producer.send(self.settings.kafka.raw_topic, key=a.id.encode(), value=encode(a))
-        self.producer.flush(60)
-
-    def wait_count(self, n: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.store.refresh()
-            if self.store.count() >= n:
-                return
-            time.sleep(0.25)
-        raise TimeoutError(f"only {self.store.count()} of {n} articles indexed in {timeout}s")
-
-    def latencies(self, ids: set[str]) -> tuple[list[float], float]:
-        """fetch-to-indexed seconds of ``ids``, and the last indexed_at (epoch)."""
-        from elasticsearch.helpers import scan
-
-        lat, last = [], 0.0
-        for hit in scan(
-            self.store.es, index=self.store.index_name, _source=["fetched_at", "indexed_at"]
-        ):
-            if hit["_id"] in ids:
-                f = datetime.fromisoformat(hit["_source"]["fetched_at"])
-                x = datetime.fromisoformat(hit["_source"]["indexed_at"])
-                lat.append((x - f).total_seconds())
-                last = max(last, x.timestamp())
-        return lat, last
-
-    def close(self) -> None:
-        for p in self.procs:
-            p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        self.producer.close()
-        self.store.es.indices.delete(index=self.store.index_name, ignore_unavailable=True)
-        self.store.close()
-        self.admin.delete_topics(self.topics)
-        self.admin.close()
-
-
-def kafka_bench(settings: Settings, workers: int, data: list[str], model: str | None,
-                tmp: Path) -> dict[str, Any]:  # fmt: skip
-    run = KafkaRun(settings, workers, model, tmp)
+def kafka_bench(
+    settings: Settings, workers: int, data: list[str], model: str | None, tmp: Path
+) -> dict[str, Any]:
+    box = Sandbox(settings, tmp, prefix="bench")
     try:
-        warm = make_articles(data[:200], f"warm{workers}")
-        run.produce(warm)
-        run.wait_count(len(warm), 300)  # workers up, model loaded, group settled
+        for w in range(workers):
+            box.start_worker(FIRST_PORT + w, model=model)
+        warm = make_articles(data[:WARMUP], f"warm{workers}")
+        box.produce(warm)
+        box.wait_count(len(warm), 300)
         burst = make_articles(data, f"burst{workers}")
         started = utcnow().timestamp()
-        run.produce(burst)
-        run.wait_count(len(warm) + len(burst), 600)
-        lat, last = run.latencies({a.id for a in burst})
-        throughput = len(burst) / (last - started)
+        box.produce(burst)
+        box.wait_count(len(warm) + len(burst), 900)
+        times = box.indexed_times()
+        lat = [(x - f).total_seconds() for f, x in (times[a.id] for a in burst)]
+        throughput = len(burst) / (max(times[a.id][1].timestamp() for a in burst) - started)
         half = make_articles(data[: len(data) // 2], f"half{workers}")
-        run.produce(half, rate=throughput / 2)
-        run.wait_count(len(warm) + len(burst) + len(half), 600)
-        half_lat, _ = run.latencies({a.id for a in half})
+        box.produce(half, rate=throughput / 2)
+        box.wait_count(len(warm) + len(burst) + len(half), 900)
+        times = box.indexed_times()
+        half_lat = [(x - f).total_seconds() for f, x in (times[a.id] for a in half)]
         return {
             "workers": workers,
             "articles_per_s": round(throughput, 1),
@@ -199,16 +111,17 @@ def kafka_bench(settings: Settings, workers: int, data: list[str], model: str | 
             "half_load_latency": percentiles(half_lat),
         }
     finally:
-        run.close()
+        box.close()
 
 
 def embedded_bench(settings: Settings, data: list[str], model: str | None, tmp: Path) -> dict:
     metrics = StreamMetrics(CollectorRegistry())
-    s: StreamSettings = settings.stream
     store = SqliteStore(tmp / "bench-embedded.db")
     letters = JsonlDeadLetters(tmp / "bench-dl.jsonl")
     scorer = BatchScorer(RegistryModels(settings.model, pin=model), metrics)
-    runner = EmbeddedRunner(s, scorer, StoreWriter(store, metrics, letters), metrics, letters)
+    runner = EmbeddedRunner(
+        settings.stream, scorer, StoreWriter(store, metrics, letters), metrics, letters
+    )
     articles = make_articles(data, "embedded")
 
     async def feed() -> None:
@@ -226,34 +139,53 @@ def embedded_bench(settings: Settings, data: list[str], model: str | None, tmp: 
     }
 
 
+def _model(settings: Settings, model: str | None, tmp: Path) -> tuple[Settings, str]:
+    """Settings whose registry has the model to use, and where that model came from."""
+    if model:
+        return settings, f"pinned: {model}"
+    if RegistryModels(settings.model).champion_version():
+        return settings, f"champion of {settings.model.registry_dir}"
+    from model.tiny import tiny_settings, train_tiny_model
+
+    err.print(f"no champion in {settings.model.registry_dir}: training a tiny model")
+    train_tiny_model(tmp / "models")
+    tiny = tiny_settings(tmp / "models")
+    return settings.model_copy(update={"model": tiny}), "tiny (model/tiny.py, random weights)"
+
+
 def main(
     settings: Settings, *, n: int, workers: list[int], embedded: bool, model: str | None
 ) -> dict[str, Any]:
     data = texts(settings, n)
-    scorer = BatchScorer(
-        RegistryModels(settings.model, pin=model), StreamMetrics(CollectorRegistry())
-    )
-    scorer.refresh(force=True)
-    batch = settings.stream.batch_size
-    err.print(f"scorer alone ({scorer.version}) on {n} texts, batches of {batch}")
-    result: dict[str, Any] = {
-        "n": n,
-        "model": scorer.version,
-        "batch_size": batch,
-        "partitions": settings.kafka.partitions,
-        "cpus": os.cpu_count(),
-        "scorer_articles_per_s": round(scorer_throughput(scorer, data, batch), 1),
-        "kafka": [],
-    }
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp_:
+        tmp = Path(tmp_)
+        settings, origin = _model(settings, model, tmp)
+        scorer = BatchScorer(
+            RegistryModels(settings.model, pin=model), StreamMetrics(CollectorRegistry())
+        )
+        scorer.refresh(force=True)
+        batch = settings.stream.batch_size
+        err.print(f"scorer alone ({scorer.version}) on {n} texts, batches of {batch}")
+        result: dict[str, Any] = {
+            "n": n,
+            "model": scorer.version,
+            "model_source": origin,
+            "batch_size": batch,
+            "partitions": settings.kafka.partitions,
+            "cpus": os.cpu_count(),
+            "load_avg_1m_before": round(os.getloadavg()[0], 2),
+            "scorer_articles_per_s": round(scorer_throughput(scorer, data, batch), 1),
+            "kafka": [],
+        }
         for w in workers:
             err.print(f"Kafka → {w} worker(s) → Elasticsearch")
-            result["kafka"].append(kafka_bench(settings, w, data, model, Path(tmp)))
+            result["kafka"].append(kafka_bench(settings, w, data, model, tmp))
         if embedded:
             err.print("embedded runner → SQLite")
-            result["embedded"] = embedded_bench(settings, data, model, Path(tmp))
+            result["embedded"] = embedded_bench(settings, data, model, tmp)
     peak = max((r["articles_per_s"] for r in result["kafka"]), default=0.0)
     result["kafka_vs_scorer"] = round(peak / result["scorer_articles_per_s"], 2)
-    result["measured_at"] = datetime.now(UTC).isoformat()
+    result["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
+    result["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     print(json.dumps(result, indent=2))
     return result

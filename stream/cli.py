@@ -1,4 +1,4 @@
-"""``finpulse worker``, ``finpulse run --embedded`` and ``finpulse bench pipeline``."""
+"""The stream commands: ``worker``, ``alerter``, ``run --embedded`` and ``bench pipeline``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from prometheus_client import REGISTRY, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 from rich.console import Console
 
 from finpulse.context import settings_from
@@ -19,21 +19,23 @@ from stream.embedded import EmbeddedRunner, RunStats
 from stream.metrics import StreamMetrics
 from stream.scoring import BatchScorer, NoModelError, RegistryModels
 from stream.sinks.sqlite import SqliteStore
-from stream.worker import alerting_from, run_worker
+from stream.worker import RatesTopicError, alerting_from, run_alerter, run_worker
 from stream.writer import StoreWriter
 
 err = Console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``worker`` and ``run`` to the root app (the root adds ``bench_pipeline`` to bench)."""
+    """Add ``worker``, ``alerter`` and ``run`` (the root adds ``bench_pipeline`` to bench)."""
     app.command("worker")(worker)
+    app.command("alerter")(alerter)
     app.command("run")(run)
 
 
 Model = Annotated[
     str | None, typer.Option(help="Pin a model ref or path (default: follow the champion).")
 ]
+LogLevel = Annotated[str, typer.Option(help="crit|error|warn|info|debug")]
 
 
 def worker(
@@ -42,16 +44,30 @@ def worker(
     web_port: Annotated[
         int | None, typer.Option(help="Port of /metrics (default metrics.port).")
     ] = None,
-    alerts: Annotated[bool, typer.Option(help="Run the alert engine in-process.")] = True,
-    loglevel: Annotated[str, typer.Option(help="crit|error|warn|info|debug")] = "info",
+    loglevel: LogLevel = "info",
 ) -> None:
-    """Run one Faust worker: score news.raw, index news.scored, aggregate rates."""
+    """Run one Faust worker: score news.raw, index news.scored, aggregate rates to news.rates."""
     settings = settings_from(ctx)
     if web_port is not None:
         settings.metrics.port = web_port
     try:
-        run_worker(settings, model=model, alerts=alerts, loglevel=loglevel)
+        run_worker(settings, model=model, loglevel=loglevel)
     except NoModelError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def alerter(
+    ctx: typer.Context,
+    web_port: Annotated[
+        int | None, typer.Option(help="Port of /metrics (default stream.alerter_port).")
+    ] = None,
+    loglevel: LogLevel = "info",
+) -> None:
+    """Run the cluster's one alert engine on news.rates (exactly one beside the workers)."""
+    try:
+        run_alerter(settings_from(ctx), port=web_port, loglevel=loglevel)
+    except RatesTopicError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
 
@@ -65,6 +81,9 @@ def run(
         Path | None, typer.Option(help="Replay this JSONL/CSV file instead of crawling.")
     ] = None,
     rate: Annotated[float, typer.Option(help="Replay rows per second; 0 = flat out.")] = 0.0,
+    time_column: Annotated[
+        str | None, typer.Option(help="Replay column of publication times (default: now on).")
+    ] = None,
     model: Model = None,
     alerts: Annotated[bool, typer.Option(help="Run the alert engine.")] = True,
 ) -> None:
@@ -82,7 +101,14 @@ def run(
     settings = settings_from(ctx)
     try:
         stats = asyncio.run(
-            run_embedded(settings, replay=replay, rate=rate, model=model, alerts=alerts)
+            run_embedded(
+                settings,
+                replay=replay,
+                rate=rate,
+                time_column=time_column,
+                model=model,
+                alerts=alerts,
+            )
         )
     except NoModelError as exc:
         err.print(f"[red]error:[/red] {exc}")
@@ -98,19 +124,23 @@ async def run_embedded(
     *,
     replay: Path | None = None,
     rate: float = 0.0,
+    time_column: str | None = None,
     model: str | None = None,
     alerts: bool = True,
     serve_metrics: bool = True,
+    registry: CollectorRegistry = REGISTRY,
 ) -> RunStats:
-    """Run until the replay ends, or until SIGINT/SIGTERM when crawling."""
+    """Run until the replay ends, or until SIGINT/SIGTERM when crawling.
+
+    Rate windows are saved beside the SQLite store (``<store>.rates.json``) and alert state
+    in ``alerts.state_db``, so a restarted run carries on where the last one stopped.
+    """
     from ingest.crawler import Crawler
     from ingest.sinks.base import CallbackSink
     from ingest.sources.replay import ReplayOptions
 
     s = settings.stream
-    metrics = StreamMetrics(REGISTRY)
-    if serve_metrics:
-        start_http_server(settings.metrics.port, addr=settings.metrics.host, registry=REGISTRY)
+    metrics = StreamMetrics(registry)
     scorer = BatchScorer(
         RegistryModels(settings.model, pin=model), metrics, check_every_s=s.model_check_s
     )
@@ -123,11 +153,18 @@ async def run_embedded(
         retry_initial_s=s.store_retry_initial_s,
         retry_max_s=s.store_retry_max_s,
     )
+    alerting = alerting_from(settings, registry) if alerts else None
     runner = EmbeddedRunner(
-        s, scorer, writer, metrics, letters, alerts=alerting_from(settings) if alerts else None
+        s,
+        scorer,
+        writer,
+        metrics,
+        letters,
+        alerts=alerting,
+        rates_state=settings.store.sqlite_path.with_suffix(".rates.json"),
     )
-    sources = [ReplayOptions(path=replay, rate=rate)] if replay else None
-    crawler = Crawler(settings.ingest, CallbackSink(runner.put), sources=sources, registry=REGISTRY)
+    sources = [ReplayOptions(path=replay, rate=rate, time_column=time_column)] if replay else None
+    crawler = Crawler(settings.ingest, CallbackSink(runner.put), sources=sources, registry=registry)
 
     async def feed() -> None:
         async with crawler:
@@ -140,10 +177,19 @@ async def run_embedded(
                 loop.add_signal_handler(sig, stop.set)
             await crawler.run_forever(stop)
 
+    if serve_metrics:
+        server, _ = start_http_server(
+            settings.metrics.port, addr=settings.metrics.host, registry=registry
+        )
     try:
         return await runner.run(feed())
     finally:
+        if alerting is not None:
+            await alerting.close()
         store.close()
+        if serve_metrics:
+            server.shutdown()
+            server.server_close()
 
 
 def bench_pipeline(

@@ -12,8 +12,10 @@ class StreamSettings(BaseModel):
 
     app_id: str = "finpulse"
     # Scoring: a batch is scored when it holds batch_size articles or batch_within_s passed.
+    # Under load batches fill first, so within only bounds the latency of a trickle (paid at
+    # each of the two batching stages).
     batch_size: int = Field(default=64, ge=1)
-    batch_within_s: float = Field(default=0.5, gt=0)
+    batch_within_s: float = Field(default=0.2, gt=0)
     # How often workers ask the registry whether the champion model changed.
     model_check_s: float = Field(default=5.0, ge=0)
     # Rates: tumbling windows by event time (published_at), with the most negative articles.
@@ -22,8 +24,6 @@ class StreamSettings(BaseModel):
     # An article older than this behind the newest one seen still counts; older ones are
     # indexed but left out of the rates, so a re-crawl of old news cannot reopen old windows.
     lateness_s: int = Field(default=3600, ge=0)
-    # Kafka topic that re-keys per-batch counts by scope so each key lives on one partition.
-    scope_topic: str = "news.scope-events"
     # Store writes: bounded bulk requests; an outage backs off up to store_retry_max_s.
     store_bulk_size: int = Field(default=500, ge=1)
     store_retry_initial_s: float = Field(default=0.5, gt=0)
@@ -31,3 +31,9 @@ class StreamSettings(BaseModel):
     # Embedded runner: bounded queues between stages, so a slow store pauses the sources.
     queue_size: int = Field(default=1024, ge=1)
     deadletter_path: Path = Path("var/deadletter.jsonl")
+    # Faust's per-app working directory (<faust_dir>/<app id>); tables themselves are in Kafka.
+    faust_dir: Path = Path("var/faust")
+    # Alerting: how often the engine closes windows whose time is over and delivers its outbox.
+    alert_tick_s: float = Field(default=5.0, gt=0)
+    # /metrics of `finpulse alerter` (the single alert engine beside the workers).
+    alerter_port: int = Field(default=18003, ge=0, le=65535)

@@ -1,13 +1,16 @@
-"""The Kafka driver: three Faust agents around the plain-Python core.
+"""The Kafka driver: Faust agents around the plain-Python core.
+
+Workers (:func:`create_app`), as many as there are partitions:
 
 1. ``score``: ``news.raw`` → batches (``take_events``) → :class:`BatchScorer` in a thread →
    one ``ScoredArticle`` per article on ``news.scored``, keyed by article id.
 2. ``index``: ``news.scored`` → batches → store (idempotent by id, retried through outages) →
-   per-batch rate deltas of the articles new to the store, re-keyed by (scope, key) onto the
-   scope topic, so every key's counts live on one partition.
-3. ``rates``: the scope topic, one event at a time (Faust tables cannot be written inside
-   ``take()`` batches) → the key's running windows in a changelogged table → ``news.rates``
-   and, when an alert engine is given, alerting in-process.
+   per-batch rate deltas of the articles new to the store → ``news.rates``.
+
+The alerter (:func:`create_alerter_app`), exactly one: ``news.rates`` has one partition, so
+one process folds every key's deltas into running windows and runs the one alert engine.
+Keys never move between processes, so no open alert is forgotten or paged twice after a
+rebalance, and the workers keep no state at all (no Faust tables, no recovery).
 
 At least once: a batch is acked only after its outputs are delivered (or its articles
 stored), and acks are what Faust commits. Undecodable messages go to ``news.deadletter``
@@ -19,25 +22,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
+from prometheus_client import CollectorRegistry
+from pydantic import BaseModel
 
 from finpulse.contracts import Article, RateWindow, ScoredArticle, encode
 from finpulse.settings import Settings
-from stream.aggregate import KeyWindows, RateCounter, scope_partition_key
-from stream.alerting import TICK_EVERY_S, Alerting
+from stream.aggregate import RateAggregator, RateCounter, scope_partition_key
+from stream.alerting import Alerting
 from stream.deadletter import DeadLetter, Reason, decode_or_deadletter
 from stream.metrics import StreamMetrics
 from stream.scoring import BatchScorer
 from stream.sinks.base import Store
+from stream.state import read_state, write_state
 from stream.writer import StoreWriter
 
 log = logging.getLogger(__name__)
 LAG_EVERY_S = 5.0
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass
@@ -47,26 +55,20 @@ class StreamApp:
     app: faust.App
     raw: faust.TopicT
     scored: faust.TopicT
-    scope: faust.TopicT
     rates: faust.TopicT
     deadletter: faust.TopicT
     score: Any
     index: Any
-    aggregate: Any
 
 
-def create_app(
-    settings: Settings,
-    scorer: BatchScorer,
-    store: Store,
-    metrics: StreamMetrics,
-    *,
-    alerts: Alerting | None = None,
-    web_enabled: bool = True,
-) -> StreamApp:
-    k, s = settings.kafka, settings.stream
+def _faust_app(
+    settings: Settings, app_id: str, registry: CollectorRegistry, *, web_enabled: bool, port: int
+) -> faust.App:
+    k = settings.kafka
+    datadir = settings.stream.faust_dir / app_id
+    datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
     app = faust.App(
-        s.app_id,
+        app_id,
         broker=[f"kafka://{hp.strip()}" for hp in k.bootstrap_servers.split(",")],
         broker_credentials=_credentials(settings),
         broker_request_timeout=max(k.request_timeout_s, 30.0),
@@ -81,56 +83,67 @@ def create_app(
         web_enabled=web_enabled,
         web_bind=settings.metrics.host,
         web_host=settings.metrics.host,
-        web_port=settings.metrics.port,
+        web_port=port,
         autodiscover=False,
+        datadir=str(datadir),
     )
     if web_enabled:
-        setup_prometheus_sensors(app, registry=metrics.registry, name_prefix="finpulse_faust")
+        setup_prometheus_sensors(app, registry=registry, name_prefix="finpulse_faust")
+
+    @app.on_partitions_assigned.connect
+    async def forget_read_offsets(sender: faust.App, assigned: set[Any], **_: Any) -> None:
+        """Work around a faust-streaming 0.15 race that stalls partitions after a rebalance.
+
+        A rebalance that interrupts the fetch loop leaves it marking the rest of its batch
+        as read though none of it was delivered; a partition with no committed offset yet
+        keeps that read offset, so the re-fetched messages are dropped as already seen and
+        stay uncommitted until a restart (seen as a worker stuck 5 articles short when a
+        second worker joined). Forgetting the read offsets of the new assignment lets them
+        through; the committed offset still decides where fetching starts.
+        """
+        for tp in assigned:
+            sender.consumer._read_offset.pop(tp, None)
+
+    return app
+
+
+def _rates_topic(app: faust.App, settings: Settings) -> faust.TopicT:
+    """One partition: the single alert engine consumes every key in order."""
+    k = settings.kafka
+    return app.topic(k.rates_topic, partitions=1, internal=True)
+
+
+def create_app(
+    settings: Settings,
+    scorer: BatchScorer,
+    store: Store,
+    metrics: StreamMetrics,
+    *,
+    web_enabled: bool = True,
+) -> StreamApp:
+    k, s = settings.kafka, settings.stream
+    app = _faust_app(
+        settings, s.app_id, metrics.registry, web_enabled=web_enabled, port=settings.metrics.port
+    )
 
     def topic(name: str) -> faust.TopicT:
         # internal=True: Faust creates the topic with our partition count if it is missing.
         return app.topic(name, partitions=k.partitions, internal=True)
 
-    raw, scored, scope = topic(k.raw_topic), topic(k.scored_topic), topic(s.scope_topic)
-    rates, deadletter = topic(k.rates_topic), topic(k.deadletter_topic)
-    windows = app.Table(
-        "rate-windows",
-        partitions=k.partitions,
-        key_type=str,
-        value_type=dict,  # both json on the changelog
-    )
+    raw, scored = topic(k.raw_topic), topic(k.scored_topic)
+    rates, deadletter = _rates_topic(app, settings), topic(k.deadletter_topic)
     counter = RateCounter(s.window_s, s.evidence_size, s.lateness_s)
     writer = StoreWriter(
         store, metrics, _TopicDeadLetters(deadletter),
         retry_initial_s=s.store_retry_initial_s, retry_max_s=s.store_retry_max_s,
     )  # fmt: skip
-
-    async def dead(letter: DeadLetter) -> Awaitable[Any]:
-        metrics.deadletters.labels(letter.reason.value).inc()
-        log.warning("dead letter (%s): %s", letter.reason.value, letter.error)
-        return await deadletter.send(
-            key=letter.key, value=letter.original, headers=letter.headers()
-        )
-
-    async def decoded(model: type[Any], events: Sequence[faust.EventT]) -> tuple[list, list]:
-        """Messages that decode, plus the delivery futures of the dead letters of the rest."""
-        good, pending = [], []
-        for ev in events:
-            m = ev.message
-            value, letter = decode_or_deadletter(
-                model, ev.value, topic=m.topic, partition=m.partition, offset=m.offset, key=ev.key
-            )
-            if letter is not None:
-                pending.append(await dead(letter))
-            else:
-                good.append(value)
-        return good, pending
+    dead = _dead_letters(deadletter, metrics)
 
     @app.agent(raw)
     async def score(stream: faust.StreamT) -> None:
         async for events in stream.take_events(s.batch_size, within=s.batch_within_s):
             async with _unacked_on_cancel(events):
-                articles, pending = await decoded(Article, events)
+                articles, pending = await _decoded(Article, events, dead)
                 result = await asyncio.to_thread(scorer.score, articles)
                 for article, error in result.failed:
                     letter = DeadLetter(Reason.SCORING_FAILED, error, encode(article), k.raw_topic)
@@ -143,39 +156,109 @@ def create_app(
     async def index(stream: faust.StreamT) -> None:
         async for events in stream.take_events(s.batch_size, within=s.batch_within_s):
             async with _unacked_on_cancel(events):
-                articles, pending = await decoded(ScoredArticle, events)
+                articles, pending = await _decoded(ScoredArticle, events, dead)
                 new = await writer.write(articles)
                 before = counter.late
                 for delta in counter.count(new):
                     key = scope_partition_key(delta).encode()
-                    pending.append(await scope.send(key=key, value=encode(delta)))
+                    pending.append(await rates.send(key=key, value=encode(delta)))
                 metrics.late.inc(counter.late - before)
                 await asyncio.gather(*pending)
 
-    @app.agent(scope)
-    async def aggregate(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            m = event.message
-            delta, letter = decode_or_deadletter(
-                RateWindow, event.value, topic=m.topic, partition=m.partition, offset=m.offset
-            )
-            if letter is not None:
-                await dead(letter)
-                continue
-            key = scope_partition_key(delta)
-            state = KeyWindows.from_dict(windows.get(key), s.evidence_size, s.lateness_s)
-            window = state.merge(delta)
-            windows[key] = state.to_dict()
-            await rates.send(key=key.encode(), value=encode(window))
-            if alerts is not None:
-                await alerts.process([window])
+    _report_consumer_lag(app, metrics)
+    return StreamApp(app, raw, scored, rates, deadletter, score, index)
 
-    if alerts is not None:
 
-        @app.timer(TICK_EVERY_S)
-        async def alert_tick() -> None:
-            await alerts.tick()
+@dataclass
+class AlerterApp:
+    app: faust.App
+    rates: faust.TopicT
+    deadletter: faust.TopicT
+    alert: Any
 
+
+def create_alerter_app(
+    settings: Settings,
+    alerting: Alerting,
+    metrics: StreamMetrics,
+    *,
+    port: int,
+    state: Path,
+    web_enabled: bool = True,
+) -> AlerterApp:
+    """The one alert engine of the cluster: ``news.rates`` deltas → running windows → engine.
+
+    Its consumer group (``<app_id>-alerter``) holds the single partition of ``news.rates``,
+    so a second alerter only stands by. The windows are saved to ``state`` after every batch
+    with the offset they include, so after a crash a redelivered delta is skipped, never
+    counted twice; and the engine takes the same running totals again without effect.
+    """
+    k, s = settings.kafka, settings.stream
+    app = _faust_app(
+        settings, f"{s.app_id}-alerter", metrics.registry, web_enabled=web_enabled, port=port
+    )
+    rates = _rates_topic(app, settings)
+    deadletter = app.topic(k.deadletter_topic, partitions=k.partitions, internal=True)
+    dead = _dead_letters(deadletter, metrics)
+    saved = read_state(state) or {}
+    folded = RateAggregator.from_dict(saved.get("rates", {}), s.window_s, s.evidence_size,
+                                      s.lateness_s)  # fmt: skip
+    done = {"offset": saved.get("offset", -1)}
+
+    @app.agent(rates)
+    async def alert(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(s.batch_size, within=s.batch_within_s):
+            async with _unacked_on_cancel(events):
+                fresh = [ev for ev in events if ev.message.offset > done["offset"]]
+                deltas, pending = await _decoded(RateWindow, fresh, dead)
+                windows = folded.fold(deltas)
+                await alerting.process(windows)
+                if fresh:
+                    done["offset"] = max(ev.message.offset for ev in fresh)
+                    data = {"offset": done["offset"], "rates": folded.to_dict()}
+                    await asyncio.to_thread(write_state, state, data)
+                await asyncio.gather(*pending)
+
+    @app.timer(s.alert_tick_s)
+    async def alert_tick() -> None:
+        # Only the owner of news.rates ticks: a second alerter must not deliver the outbox too.
+        if any(tp.topic == k.rates_topic for tp in app.consumer.assignment()):
+            await alerting.tick()
+
+    _report_consumer_lag(app, metrics)
+    return AlerterApp(app, rates, deadletter, alert)
+
+
+DeadLetterSend = Callable[[DeadLetter], Awaitable[Awaitable[Any]]]
+
+
+def _dead_letters(topic: faust.TopicT, metrics: StreamMetrics) -> DeadLetterSend:
+    async def dead(letter: DeadLetter) -> Awaitable[Any]:
+        metrics.deadletters.labels(letter.reason.value).inc()
+        log.warning("dead letter (%s): %s", letter.reason.value, letter.error)
+        return await topic.send(key=letter.key, value=letter.original, headers=letter.headers())
+
+    return dead
+
+
+async def _decoded(
+    model: type[M], events: Sequence[faust.EventT], dead: DeadLetterSend
+) -> tuple[list[M], list[Awaitable[Any]]]:
+    """Messages that decode, plus the delivery futures of the dead letters of the rest."""
+    good, pending = [], []
+    for ev in events:
+        m = ev.message
+        value, letter = decode_or_deadletter(
+            model, ev.value, topic=m.topic, partition=m.partition, offset=m.offset, key=ev.key
+        )
+        if letter is not None:
+            pending.append(await dead(letter))
+        else:
+            good.append(value)
+    return good, pending
+
+
+def _report_consumer_lag(app: faust.App, metrics: StreamMetrics) -> None:
     reported: set[tuple[str, str]] = set()
 
     @app.timer(LAG_EVERY_S)
@@ -194,8 +277,6 @@ def create_app(
             metrics.consumer_lag.remove(*labels)
         reported.clear()
         reported.update(now)
-
-    return StreamApp(app, raw, scored, scope, rates, deadletter, score, index, aggregate)
 
 
 class _TopicDeadLetters:

@@ -1,8 +1,12 @@
-"""``finpulse worker``: one Faust worker process (also ``python -m stream.worker``).
+"""``finpulse worker`` and ``finpulse alerter`` (also ``python -m stream.worker [--alerter]``).
 
-Start several to scale out; they share the topics' partitions through the consumer group
-``stream.app_id``. Each serves ``/metrics`` on ``metrics.host:metrics.port``, so give each
-worker on one machine its own port (``--web-port`` or ``FINPULSE_METRICS__PORT``).
+Workers scale out: start several and they share the topics' partitions through the
+consumer group ``stream.app_id``. Each serves ``/metrics`` on ``metrics.host:metrics.port``,
+so give each worker on one machine its own port (``--web-port`` or ``FINPULSE_METRICS__PORT``).
+
+The alerter is a singleton: the one alert engine of the cluster, fed by the single partition
+of ``news.rates`` (see ``stream/README.md``). Run exactly one, with ``alerts.state_db`` on a
+persistent volume; a second one waits as a standby without that state.
 """
 
 from __future__ import annotations
@@ -10,27 +14,30 @@ from __future__ import annotations
 import argparse
 import logging
 
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from finpulse.settings import Settings, load_settings
 from stream.alerting import Alerting
 from stream.metrics import StreamMetrics
 from stream.scoring import BatchScorer, RegistryModels
 from stream.sinks import open_store
+from stream.state import read_state
 
 log = logging.getLogger(__name__)
 
 
-def alerting_from(settings: Settings) -> Alerting:
-    """The alert engine of ``settings.alerts``, run in-process on every window update."""
+class RatesTopicError(RuntimeError):
+    """``news.rates`` has more than one partition, so one engine could not own every key."""
+
+
+def alerting_from(settings: Settings, registry: CollectorRegistry = REGISTRY) -> Alerting:
+    """The alert engine of ``settings.alerts`` behind the stream's bridge."""
     from alerts.engine import AlertEngine  # imported late: only the drivers need alerts
 
-    return Alerting(AlertEngine.from_settings(settings.alerts, REGISTRY))
+    return Alerting(AlertEngine.from_settings(settings.alerts, registry))
 
 
-def run_worker(
-    settings: Settings, *, model: str | None = None, alerts: bool = True, loglevel: str = "info"
-) -> None:
+def run_worker(settings: Settings, *, model: str | None = None, loglevel: str = "info") -> None:
     """Run until SIGINT/SIGTERM; fails fast when there is no model to score with."""
     import faust
 
@@ -47,24 +54,81 @@ def run_worker(
     if settings.store.backend == "sqlite":
         log.warning("workers write to SQLite %s; set store.backend=elasticsearch to share "
                     "one store between machines", settings.store.sqlite_path)  # fmt: skip
-    stream_app = create_app(
-        settings, scorer, store, metrics, alerts=alerting_from(settings) if alerts else None
-    )
+    stream_app = create_app(settings, scorer, store, metrics)
     faust.Worker(stream_app.app, loglevel=loglevel, quiet=True).execute_from_commandline()
+
+
+def run_alerter(settings: Settings, *, port: int | None = None, loglevel: str = "info") -> None:
+    """Run the cluster's alert engine until SIGINT/SIGTERM."""
+    import faust
+
+    from stream.faust_app import create_alerter_app
+
+    end = check_rates_topic(settings)
+    state = settings.alerts.state_db.with_suffix(".windows.json")
+    saved = read_state(state)
+    if saved is not None and saved.get("offset", -1) >= end:
+        log.warning("%s is at offset %d, behind the saved %d: the topic was re-created; "
+                    "starting the open windows from zero", settings.kafka.rates_topic, end,
+                    saved["offset"])  # fmt: skip
+        state.unlink()
+    metrics = StreamMetrics(REGISTRY)
+    alerter = create_alerter_app(
+        settings,
+        alerting_from(settings),
+        metrics,
+        port=settings.stream.alerter_port if port is None else port,
+        state=state,
+    )
+    faust.Worker(alerter.app, loglevel=loglevel, quiet=True).execute_from_commandline()
+
+
+def check_rates_topic(settings: Settings) -> int:
+    """Refuse a ``news.rates`` of several partitions (a missing one is created with one);
+    returns its end offset."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    k = settings.kafka
+    consumer = KafkaConsumer(
+        bootstrap_servers=k.bootstrap_servers,
+        security_protocol=k.security_protocol,
+        sasl_mechanism=k.sasl_mechanism,
+        sasl_plain_username=k.sasl_username,
+        sasl_plain_password=k.sasl_password.get_secret_value() if k.sasl_password else None,
+        request_timeout_ms=int(k.request_timeout_s * 1000),
+    )
+    try:
+        partitions = consumer.partitions_for_topic(k.rates_topic) or set()
+        tp = TopicPartition(k.rates_topic, 0)
+        end = consumer.end_offsets([tp])[tp] if partitions else 0
+    finally:
+        consumer.close()
+    if len(partitions) > 1:
+        raise RatesTopicError(
+            f"topic {k.rates_topic} has {len(partitions)} partitions; the alerter needs 1 so one "
+            f"engine sees every key. It holds only derived windows: delete it "
+            f"(kafka-topics.sh --delete --topic {k.rates_topic}) and restart the workers"
+        )
+    return end
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m stream.worker", description=__doc__)
     p.add_argument("--config", "-c", help="TOML config file")
+    p.add_argument("--alerter", action="store_true", help="run the alert engine, not a worker")
     p.add_argument("--model", help="pin a model ref or path instead of following the champion")
-    p.add_argument("--web-port", type=int, help="port of /metrics (default metrics.port)")
-    p.add_argument("--no-alerts", action="store_true", help="only emit rates to news.rates")
+    p.add_argument(
+        "--web-port", type=int, help="port of /metrics (metrics.port; alerter: stream.alerter_port)"
+    )
     p.add_argument("--loglevel", default="info", choices=["crit", "error", "warn", "info", "debug"])
     args = p.parse_args(argv)
     settings = load_settings(args.config)
+    if args.alerter:
+        run_alerter(settings, port=args.web_port, loglevel=args.loglevel)
+        return
     if args.web_port is not None:
         settings.metrics.port = args.web_port
-    run_worker(settings, model=args.model, alerts=not args.no_alerts, loglevel=args.loglevel)
+    run_worker(settings, model=args.model, loglevel=args.loglevel)
 
 
 if __name__ == "__main__":

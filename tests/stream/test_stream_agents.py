@@ -7,6 +7,7 @@ from stream_helpers import FakeModels, make_article, make_scored
 
 from finpulse.contracts import RateWindow, Scope, ScoredArticle, encode
 from finpulse.settings import Settings
+from stream.aggregate import RateCounter
 from stream.faust_app import create_app
 from stream.scoring import BatchScorer
 from stream.sinks.sqlite import SqliteStore
@@ -29,11 +30,16 @@ class Sent:
 def built(tmp_path, metrics):
     settings = Settings(
         kafka={"bootstrap_servers": "127.0.0.1:1"},  # nothing listens: proves no broker is used
-        stream={"batch_size": 4, "batch_within_s": 0.05, "app_id": "finpulse-unit"},
+        stream={
+            "batch_size": 4,
+            "batch_within_s": 0.05,
+            "app_id": "finpulse-unit",
+            "faust_dir": tmp_path,
+        },
     )
     store = SqliteStore(tmp_path / "s.db")
     sa = create_app(settings, BatchScorer(FakeModels(), metrics), store, metrics, web_enabled=False)
-    sent = {name: Sent() for name in ("scored", "scope", "rates", "deadletter")}
+    sent = {name: Sent() for name in ("scored", "rates", "deadletter")}
     for name, fake in sent.items():
         getattr(sa, name).send = fake
     yield sa, sent, store
@@ -78,22 +84,39 @@ def test_index_agent_stores_once_and_counts_only_new_articles(built):
     asyncio.run(put_all(sa.index, [encode(a) for a in [*scored, scored[0]]]))
     asyncio.run(put_all(sa.index, [encode(scored[1])]))  # a redelivery after a crash
     assert store.count() == 3
-    deltas = [RateWindow.model_validate_json(v) for _, v, _ in sent["scope"].messages]
+    deltas = [RateWindow.model_validate_json(v) for _, v, _ in sent["rates"].messages]
     global_total = sum(d.total for d in deltas if d.scope == Scope.GLOBAL)
     assert global_total == 3
-    keys = {k.decode() for k, _, _ in sent["scope"].messages}
+    keys = {k.decode() for k, _, _ in sent["rates"].messages}
     assert keys == {"global|all", "topic|markets", "source|wire", "ticker|ACME"}
 
 
-def test_rates_agent_folds_deltas_per_key_into_growing_windows(built):
-    sa, sent, _ = built
-    from stream.aggregate import RateCounter
+def test_alerter_folds_deltas_into_running_windows_for_the_one_engine(tmp_path, metrics):
+    from test_stream_embedded import RecordingEngine
 
+    from stream.alerting import Alerting
+    from stream.faust_app import create_alerter_app
+
+    settings = Settings(
+        kafka={"bootstrap_servers": "127.0.0.1:1"},
+        stream={"batch_size": 4, "batch_within_s": 0.05, "faust_dir": tmp_path},
+    )
     counter = RateCounter(300)
     d1 = [d for d in counter.count([make_scored(1, "negative", 0.9)]) if d.scope == Scope.GLOBAL]
     d2 = [d for d in counter.count([make_scored(2), make_scored(3)]) if d.scope == Scope.GLOBAL]
-    asyncio.run(put_all(sa.aggregate, [encode(d) for d in d1 + d2] + [b"not json"]))
-    windows = [RateWindow.model_validate_json(v) for _, v, _ in sent["rates"].messages]
-    assert [(w.total, w.negative) for w in windows] == [(1, 1), (3, 1)]
-    assert windows[-1].evidence[0].id == make_scored(1).id
-    assert len(sent["deadletter"].messages) == 1
+    engines, letters = [], []
+    for _ in range(2):  # the second alerter restarts from the saved state
+        engine = RecordingEngine()
+        alerter = create_alerter_app(
+            settings, Alerting(engine), metrics, port=1, state=tmp_path / "w.json",
+            web_enabled=False,
+        )  # fmt: skip
+        alerter.deadletter.send = dead = Sent()
+        asyncio.run(put_all(alerter.alert, [encode(d) for d in d1 + d2] + [b"{oops"]))
+        engines.append(engine)
+        letters.append([v for _, v, _ in dead.messages])
+    assert [(w.total, w.negative) for w in engines[0].windows] == [(1, 1), (3, 1)]
+    assert engines[0].windows[-1].evidence[0].id == make_scored(1).id
+    assert letters[0] == [b"{oops"]
+    assert engines[1].windows == [] and letters[1] == []  # redelivered offsets are skipped
+    assert alerter.rates.partitions == 1  # one alerter consumes every key

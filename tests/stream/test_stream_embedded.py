@@ -28,13 +28,16 @@ class RecordingEngine:
     def tick(self, now=None):
         return []
 
+    def close(self):
+        pass
+
 
 async def aiter_(items):
     for item in items:
         yield item
 
 
-def build(tmp_path, metrics, store=None, **scorer_kw):
+def build(tmp_path, metrics, store=None, rates_state=None, **scorer_kw):
     settings = StreamSettings(batch_size=8, batch_within_s=0.01, queue_size=16)
     store = store or SqliteStore(tmp_path / "e.db")
     letters = JsonlDeadLetters(tmp_path / "dl.jsonl")
@@ -47,6 +50,7 @@ def build(tmp_path, metrics, store=None, **scorer_kw):
         metrics,
         letters,
         alerts=Alerting(engine),
+        rates_state=rates_state,
     )
     return runner, store, letters, engine
 
@@ -75,6 +79,29 @@ def test_replay_is_scored_stored_and_rated_once(tmp_path, metrics):
         )
         >= 25
     )
+
+
+def test_a_restart_carries_on_counting_the_open_windows(tmp_path):
+    from prometheus_client import CollectorRegistry
+
+    from stream.metrics import StreamMetrics
+
+    articles = [
+        make_article(i, "Acme crash" if i % 2 else "calm", minutes=i / 30) for i in range(40)
+    ]
+    state, store = tmp_path / "rates.json", SqliteStore(tmp_path / "e.db")
+    windows = []
+    for part in (articles[:25], articles[15:]):  # the second run re-reads 10 it already stored
+        runner, _, _, engine = build(
+            tmp_path, StreamMetrics(CollectorRegistry()), store=store, rates_state=state
+        )
+        asyncio.run(runner.run(runner.drain(aiter_(part))))
+        windows += [w for w in engine.windows if w.scope == Scope.GLOBAL]
+    assert (windows[-1].start, windows[-1].total, windows[-1].negative) == (
+        windows[0].start,
+        40,
+        20,
+    )  # one window across the restart: neither forgotten nor counted twice
 
 
 def test_poison_articles_go_to_the_deadletter_file(tmp_path, metrics):
