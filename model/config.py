@@ -28,7 +28,7 @@ class _Section(BaseModel):
 class TrainSettings(_Section):
     """Hyper-parameters; the defaults are the ones the model card's numbers were measured with."""
 
-    epochs: int = Field(default=3, ge=1)
+    epochs: int = Field(default=5, ge=1)
     batch_size: int = Field(default=32, ge=1)
     learning_rate: float = Field(default=1.5e-4, gt=0)
     # Each encoder layer below the top learns at layer_decay x the rate of the one above.
