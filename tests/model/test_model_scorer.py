@@ -63,6 +63,7 @@ def test_predict_from_threads(tiny_scorer):
 @pytest.fixture()
 def cli(tiny_registry, monkeypatch):
     from finpulse.cli import app
+
     monkeypatch.setenv("FINPULSE_MODEL__REGISTRY_DIR", str(tiny_registry))
     monkeypatch.setenv("FINPULSE_MODEL__MAX_TEXT_CHARS", "300")
     return lambda *args, input=None: CliRunner().invoke(app, list(args), input=input)
