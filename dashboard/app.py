@@ -146,20 +146,10 @@ def _series(
         rule = None  # its baseline is not a share of these windows: nothing to draw
     points = services.store.rates(scope, key, since, until, step_s)
     bands = detector_bands(rule, points) if rule else None
-    out = []
-    for i, p in enumerate(points):
-        band = bands[i] if bands else None
-        out.append(
-            schemas.RatePointOut(
-                start=p.start,
-                end=p.start + timedelta(seconds=step_s),
-                total=p.total,
-                negative=p.negative,
-                share=p.rate if p.total else None,
-                baseline=band.baseline if band else None,
-                threshold=band.threshold if band else None,
-            )
-        )
+    out = [
+        schemas.RatePointOut.of(p, step_s, bands[i] if bands else None)
+        for i, p in enumerate(points)
+    ]
     return (rule.name if rule else None), out
 
 
@@ -282,18 +272,7 @@ def _routes(app: FastAPI, s: Services) -> None:
                     total=total,
                     negative=sum(p.negative for p in points),
                     recent_share=rn / rt if rt else None,
-                    points=[
-                        schemas.RatePointOut(
-                            start=p.start,
-                            end=p.start + timedelta(seconds=step),
-                            total=p.total,
-                            negative=p.negative,
-                            share=p.rate if p.total else None,
-                            baseline=None,
-                            threshold=None,
-                        )
-                        for p in points
-                    ],
+                    points=[schemas.RatePointOut.of(p, step) for p in points],
                 )
             )
         return schemas.KeyRates(scope=scope, step_s=step, keys=keys)

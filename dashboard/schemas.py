@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from alerts.silences import Silence
 from alerts.store import AlertRecord
+from dashboard.bands import Band
 from finpulse.contracts import Alert, Scope, ScoredArticle, UtcDatetime, utcnow
+from stream.sinks.base import RatePoint
 
 MAX_SILENCE = timedelta(days=90)
 
@@ -37,6 +39,18 @@ class RatePointOut(BaseModel):
     share: float | None = Field(description="negative / total; null for an empty window")
     baseline: float | None = Field(description="the rule detector's baseline negative share")
     threshold: float | None = Field(description="negative share that would fire at this volume")
+
+    @classmethod
+    def of(cls, point: RatePoint, step_s: int, band: Band | None = None) -> RatePointOut:
+        return cls(
+            start=point.start,
+            end=point.start + timedelta(seconds=step_s),
+            total=point.total,
+            negative=point.negative,
+            share=point.rate if point.total else None,
+            baseline=band.baseline if band else None,
+            threshold=band.threshold if band else None,
+        )
 
 
 class RateSeries(BaseModel):
