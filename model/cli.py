@@ -231,6 +231,7 @@ def bench_score(
     ctx: typer.Context,
     model: Annotated[str, typer.Option()] = "champion",
     limit: Annotated[int | None, typer.Option(help="Use only the first N tweets")] = None,
+    repeat: Annotated[int, typer.Option(min=1, help="Score the tweets N times over")] = 1,
 ) -> None:
     """Articles/s and batch latency of the scorer vs a naive baseline, and peak RSS."""
     _quiet_tf()
@@ -238,7 +239,10 @@ def bench_score(
 
     settings = settings_from(ctx)
     typer.echo(
-        json.dumps(bench(settings.model, settings.data_dir, model=model, limit=limit), indent=2)
+        json.dumps(
+            bench(settings.model, settings.data_dir, model=model, limit=limit, repeat=repeat),
+            indent=2,
+        )
     )
 
 

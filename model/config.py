@@ -39,6 +39,8 @@ class TrainSettings(_Section):
     label_smoothing: float = Field(default=0.1, ge=0, lt=1)
     dropout: float = Field(default=0.1, ge=0, lt=1)
     patience: int = Field(default=2, ge=1)
+    # Multiplier of each task's loss (task -> weight, default 1).
+    task_weights: dict[Literal["topic", "sentiment"], float] = Field(default_factory=dict)
     # Class weight = (n / count) ** power, normalised to mean 1: 0 = none, 1 = fully balanced.
     class_weight_power: float = Field(default=0.5, ge=0, le=1)
     # Share of each train file held out (by text hash) for early stopping.

@@ -138,9 +138,11 @@ def length_batches(
     return batches
 
 
-def pad(ids: Sequence[np.ndarray], max_length: int) -> tuple[np.ndarray, np.ndarray]:
-    """(token_ids, padding_mask) padded to the batch's bucket length."""
-    width = bucket_length(max(len(x) for x in ids), max_length)
+def pad(
+    ids: Sequence[np.ndarray], max_length: int, *, full: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """(token_ids, padding_mask) padded to the batch's bucket length (``full``: max_length)."""
+    width = max_length if full else bucket_length(max(len(x) for x in ids), max_length)
     token_ids = np.zeros((len(ids), width), dtype=np.int32)
     for row, x in enumerate(ids):
         token_ids[row, : len(x)] = x

@@ -106,8 +106,14 @@ def compile_forward(
 
         return lambda ids, mask: keras.tree.map_structure(np.asarray, graph(ids, mask))
 
-    def eager(ids: np.ndarray, mask: np.ndarray) -> Any:
+    def compiled(ids: np.ndarray, mask: np.ndarray) -> Any:
+        # XLA compiles a program per input shape: round the rows up to a power of two (the
+        # length is already bucketed) so a stream of odd batch sizes reuses a few programs.
+        rows = len(ids)
+        extra = max(8, 1 << (rows - 1).bit_length()) - rows
+        if extra:
+            ids, mask = np.pad(ids, ((0, extra), (0, 0))), np.pad(mask, ((0, extra), (0, 0)))
         out = model.predict_on_batch({"token_ids": ids, "padding_mask": mask})
-        return keras.tree.map_structure(np.asarray, finish(out) if softmax else out)
+        return keras.tree.map_structure(lambda a: np.asarray(a)[:rows], finish(out))
 
-    return eager
+    return compiled

@@ -119,17 +119,56 @@ def class_weights(labels: list[str], names: list[str], power: float) -> np.ndarr
     return weights.astype(np.float32)
 
 
-def _task_loss(logits: Any, y: Any, class_w: Any, smoothing: float, denominator: Any) -> Any:
-    """Label-smoothed, class-weighted cross-entropy over the rows labeled for this task."""
-    import tensorflow as tf
+class TaskLoss(keras.losses.Loss):
+    """Label-smoothed, class-weighted cross-entropy; rows labeled -1 (another task's) add 0.
 
-    n = tf.shape(logits)[-1]
-    labeled = y >= 0
-    y_safe = tf.where(labeled, y, 0)
-    target = tf.one_hot(y_safe, n) * (1.0 - smoothing) + smoothing / tf.cast(n, tf.float32)
-    ce = -tf.reduce_sum(target * tf.nn.log_softmax(tf.cast(logits, tf.float32)), axis=-1)
-    w = tf.gather(class_w, y_safe) * tf.cast(labeled, tf.float32)
-    return tf.reduce_sum(ce * w) / denominator
+    Summed over the batch's labeled rows and divided by the whole batch size, so each task
+    pulls in proportion to its share of the batch. Plain ``keras.ops``: any backend.
+    """
+
+    def __init__(self, class_weights: np.ndarray, smoothing: float, name: str | None = None):
+        super().__init__(name=name, reduction="sum_over_batch_size")
+        self.class_weights = np.asarray(class_weights, dtype=np.float32)
+        self.smoothing = smoothing
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        ops = keras.ops
+        n = len(self.class_weights)
+        y = ops.cast(ops.reshape(y_true, (-1,)), "int32")
+        labeled = y >= 0
+        y_safe = ops.where(labeled, y, 0)
+        target = ops.one_hot(y_safe, n) * (1.0 - self.smoothing) + self.smoothing / n
+        log_p = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
+        ce = -ops.sum(target * log_p, axis=-1)
+        w = ops.take(ops.convert_to_tensor(self.class_weights), y_safe)
+        return ce * w * ops.cast(labeled, "float32")
+
+
+class LayerwiseAdamW(keras.optimizers.AdamW):
+    """AdamW whose step for each variable is scaled by a multiplier (by variable path).
+
+    One optimizer with per-variable rates (layer-wise decay, a faster head) is what lets
+    Keras' own trainer, hence any backend, run the fine-tuning.
+    """
+
+    def __init__(self, multipliers: dict[str, float], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.multipliers = multipliers
+        self._scales: list[float] = []
+
+    def build(self, variables: list) -> None:
+        super().build(variables)
+        self._scales = [self.multipliers.get(v.path, 1.0) for v in variables]
+
+    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> Any:
+        # Backends hand over their native variable here; Adam finds its slots by index too.
+        scale = self._scales[self._get_variable_index(variable)]
+        return super().update_step(gradient, variable, learning_rate * scale)
+
+
+def _jit() -> bool:
+    """JAX needs XLA; on TensorFlow's CPU path XLA measured slower, and torch eager is fine."""
+    return keras.backend.backend() == "jax"
 
 
 def _label_ids(data: Labeled, names: list[str]) -> np.ndarray:
@@ -184,8 +223,6 @@ def _layer_of(path: str) -> int:
 
 @method("full", trains_encoder=True)
 def fit_full(ctx: Context) -> Outcome:
-    import tensorflow as tf
-
     tr, network = ctx.settings.train, ctx.network
     texts: list[str] = []
     ys = {t: [] for t in TASKS}
@@ -197,68 +234,50 @@ def fit_full(ctx: Context) -> Outcome:
     y = {t: np.concatenate(v).astype(np.int32) for t, v in ys.items()}
     tokens = tokenize(ctx.tokenizer, texts)
     lengths = np.array([len(x) for x in tokens])
-    cw = {
-        t: tf.constant(class_weights(ctx.fit[t].labels, ctx.labels[t], tr.class_weight_power))
-        for t in TASKS
-    }
     steps = math.ceil(len(texts) / tr.batch_size)
     if tr.max_steps_per_epoch:
         steps = min(steps, tr.max_steps_per_epoch)
     total = steps * ctx.epochs
     warmup = int(tr.warmup_ratio * total)
 
-    # Layer-wise learning-rate decay: one AdamW per encoder depth, heads at their own rate.
+    # BERT's pooler is unused by mean pooling; the word embeddings are frozen by choice.
+    for layer in network.backbone.layers:
+        if layer.name == "pooled_dense" or (
+            tr.freeze_word_embeddings and layer.name == "token_embedding"
+        ):
+            layer.trainable = False
+    # Layer-wise learning-rate decay: each encoder depth below the top at layer_decay x.
     num_layers = getattr(network.backbone, "num_layers", 0)
     backbone_ids = {id(v) for v in network.backbone.weights}
-    groups: dict[int, list] = {}
-    for v in network.model.trainable_variables:
-        if "pooled_dense" in v.path:  # BERT's pooler: unused by mean pooling
-            continue
-        if tr.freeze_word_embeddings and "token_embedding" in v.path:
-            continue
-        depth = _layer_of(v.path) if id(v) in backbone_ids else num_layers + 1
-        groups.setdefault(depth, []).append(v)
-    optimizers, variables = [], []
-    for depth, vs in sorted(groups.items()):
-        rate = (
-            tr.head_learning_rate
-            if depth > num_layers
-            else tr.learning_rate * tr.layer_decay ** (num_layers - depth)
+    multipliers = {
+        v.path: (
+            tr.layer_decay ** (num_layers - _layer_of(v.path))
+            if id(v) in backbone_ids
+            else tr.head_learning_rate / tr.learning_rate
         )
-        opt = keras.optimizers.AdamW(
-            learning_rate=WarmupLinearDecay(rate, warmup, total),
-            weight_decay=tr.weight_decay,
-            clipnorm=1.0,
-        )
-        opt.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-        opt.build(vs)
-        optimizers.append(opt)
-        variables.append(vs)
-    flat = [v for vs in variables for v in vs]
+        for v in network.model.trainable_variables
+    }
+    optimizer = LayerwiseAdamW(
+        multipliers,
+        learning_rate=WarmupLinearDecay(tr.learning_rate, warmup, total),
+        weight_decay=tr.weight_decay,
+        clipnorm=1.0,
+    )
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
     model = network.model
-
-    spec = [tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None], tf.bool)]
-    spec += [tf.TensorSpec([None], tf.int32)] * len(TASKS)
-
-    @tf.function(input_signature=spec, autograph=False)
-    def train_step(ids: Any, mask: Any, *labels: Any) -> Any:
-        denominator = tf.cast(tf.shape(ids)[0], tf.float32)
-        with tf.GradientTape() as tape:
-            out = model({"token_ids": ids, "padding_mask": mask}, training=True)
-            loss = tf.add_n(
-                [
-                    _task_loss(out[t], labels[i], cw[t], tr.label_smoothing, denominator)
-                    for i, t in enumerate(TASKS)
-                ]
+    model.compile(
+        optimizer=optimizer,
+        loss={
+            t: TaskLoss(
+                class_weights(ctx.fit[t].labels, ctx.labels[t], tr.class_weight_power),
+                tr.label_smoothing,
+                name=f"{t}_loss",
             )
-        grads = tape.gradient(loss, flat)
-        start = 0
-        for opt, vs in zip(optimizers, variables, strict=True):
-            pairs = zip(grads[start : start + len(vs)], vs, strict=True)
-            opt.apply_gradients([(g, v) for g, v in pairs if g is not None])
-            start += len(vs)
-        return loss
-
+            for t in TASKS
+        },
+        loss_weights={t: tr.task_weights.get(t, 1.0) for t in TASKS},
+        jit_compile=_jit(),
+    )
     forward = compile_forward(model, softmax=True)
     dev_tokens = {t: tokenize(ctx.tokenizer, ctx.dev[t].texts) for t in TASKS}
     rng = np.random.default_rng(tr.seed)
@@ -272,9 +291,13 @@ def fit_full(ctx: Context) -> Outcome:
             batches = tqdm(batches, desc=f"epoch {epoch}/{ctx.epochs}", unit="step", mininterval=5)
         losses = []
         for idx in batches:
-            ids, mask = pad([tokens[i] for i in idx], ctx.settings.max_length)
-            loss = train_step(ids, mask, *(y[t][idx] for t in TASKS))
-            losses.append(float(loss))
+            ids, mask = pad([tokens[i] for i in idx], ctx.settings.max_length, full=_jit())
+            logs = model.train_on_batch(
+                {"token_ids": ids, "padding_mask": mask},
+                {t: y[t][idx] for t in TASKS},
+                return_dict=True,
+            )
+            losses.append(float(logs["loss"]))
             if ctx.progress and len(losses) % 20 == 0:
                 batches.set_postfix(loss=f"{np.mean(losses[-100:]):.4f}")
         probs = {
@@ -331,34 +354,32 @@ def _fit_linear(
     weights: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, list[tuple[float, dict]]]:
     """Softmax regression by Adam on fixed vectors; keeps the epoch with the best dev F1."""
-    import tensorflow as tf
-
     tr = ctx.settings.train
     rng = np.random.default_rng(tr.seed)
-    kernel = tf.Variable(rng.normal(0, 0.01, (x.shape[1], len(names))).astype(np.float32))
-    bias = tf.Variable(np.zeros(len(names), np.float32))
-    opt = keras.optimizers.Adam(learning_rate=tr.probe_learning_rate)
-    opt.build([kernel, bias])
-    cw = tf.constant(weights)
-
-    @tf.function(autograph=False)
-    def step(xb: Any, yb: Any) -> Any:
-        with tf.GradientTape() as tape:
-            logits = tf.matmul(xb, kernel) + bias
-            denominator = tf.cast(tf.shape(yb)[0], tf.float32)
-            loss = _task_loss(logits, yb, cw, tr.label_smoothing, denominator)
-        opt.apply_gradients(zip(tape.gradient(loss, [kernel, bias]), [kernel, bias], strict=True))
-        return loss
-
+    init = keras.initializers.RandomNormal(stddev=0.01, seed=tr.seed)
+    probe = keras.Sequential(
+        [keras.Input((x.shape[1],)), keras.layers.Dense(len(names), kernel_initializer=init)]
+    )
+    probe.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=tr.probe_learning_rate),
+        loss=TaskLoss(weights, tr.label_smoothing),
+        jit_compile=_jit(),
+    )
     curve, best, best_wb = [], -1.0, None
     for _ in range(tr.head_epochs):
         order = rng.permutation(len(x))
-        losses = [float(step(x[b], y[b])) for b in np.array_split(order, max(1, len(x) // 128))]
-        probs = _softmax(x_dev @ kernel.numpy() + bias.numpy())
+        # Equal-sized batches (the remainder is dropped): one compiled shape on any backend.
+        size = min(128, len(x))
+        losses = [
+            float(probe.train_on_batch(x[b], y[b], return_dict=True)["loss"])
+            for b in order[: len(x) // size * size].reshape(-1, size)
+        ]
+        kernel, bias = probe.layers[-1].get_weights()
+        probs = _softmax(x_dev @ kernel + bias)
         m = task_metrics(dev_labels, probs, names)
         curve.append((float(np.mean(losses)), m))
         if m["macro_f1"] > best:
-            best, best_wb = m["macro_f1"], (kernel.numpy(), bias.numpy())
+            best, best_wb = m["macro_f1"], (kernel, bias)
     return best_wb[0], best_wb[1], curve
 
 
