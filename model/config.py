@@ -43,6 +43,9 @@ class TrainSettings(_Section):
     task_weights: dict[Literal["topic", "sentiment"], float] = Field(default_factory=dict)
     # Class weight = (n / count) ** power, normalised to mean 1: 0 = none, 1 = fully balanced.
     class_weight_power: float = Field(default=0.5, ge=0, le=1)
+    # After training, this share of the class weights' log is taken off the head biases:
+    # weighted training learns p(c|x) * w_c; 1 gives back calibrated posteriors.
+    prior_correction: float = Field(default=1.0, ge=0, le=1)
     # Share of each train file held out (by text hash) for early stopping.
     dev_fraction: float = Field(default=0.1, gt=0, lt=1)
     max_steps_per_epoch: int | None = Field(default=None, ge=1)

@@ -107,13 +107,20 @@ def compile_forward(
         return lambda ids, mask: keras.tree.map_structure(np.asarray, graph(ids, mask))
 
     def compiled(ids: np.ndarray, mask: np.ndarray) -> Any:
-        # XLA compiles a program per input shape: round the rows up to a power of two (the
-        # length is already bucketed) so a stream of odd batch sizes reuses a few programs.
-        rows = len(ids)
-        extra = max(8, 1 << (rows - 1).bit_length()) - rows
-        if extra:
-            ids, mask = np.pad(ids, ((0, extra), (0, 0))), np.pad(mask, ((0, extra), (0, 0)))
+        # XLA compiles a program per input shape (measured: 3 s each on an H200): round rows
+        # and length up to powers of two, so any stream of batches reuses a few programs.
+        rows, width = ids.shape
+        grow = (max(8, _pow2(rows)) - rows, max(16, _pow2(width)) - width)
+        if any(grow):
+            ids, mask = (
+                np.pad(ids, ((0, grow[0]), (0, grow[1]))),
+                np.pad(mask, ((0, grow[0]), (0, grow[1]))),
+            )
         out = model.predict_on_batch({"token_ids": ids, "padding_mask": mask})
         return keras.tree.map_structure(lambda a: np.asarray(a)[:rows], finish(out))
 
     return compiled
+
+
+def _pow2(n: int) -> int:
+    return 1 << (n - 1).bit_length()

@@ -119,6 +119,21 @@ def class_weights(labels: list[str], names: list[str], power: float) -> np.ndarr
     return weights.astype(np.float32)
 
 
+def _prior_offsets(ctx: Context) -> dict[str, np.ndarray]:
+    """Per task, what to take off the head bias so the class weights leave no prior behind.
+
+    Class-weighted cross-entropy makes the heads estimate p(c|x) * w_c up to a constant;
+    subtracting log w_c (post-hoc logit adjustment) restores p(c|x), which is what accuracy
+    and the alert rates want, while training still got the weights' push on rare classes.
+    """
+    tr = ctx.settings.train
+    return {
+        t: tr.prior_correction
+        * np.log(class_weights(ctx.fit[t].labels, ctx.labels[t], tr.class_weight_power))
+        for t in TASKS
+    }
+
+
 class TaskLoss(keras.losses.Loss):
     """Label-smoothed, class-weighted cross-entropy; rows labeled -1 (another task's) add 0.
 
@@ -284,7 +299,10 @@ def fit_full(ctx: Context) -> Outcome:
     history, best, best_weights, stale = [], -1.0, None, 0
     started = time.time()
     for epoch in range(1, ctx.epochs + 1):
-        batches = length_batches(lengths, tr.batch_size, rng)[:steps]
+        batches = length_batches(lengths, tr.batch_size, rng)
+        if _jit():  # one compiled shape: a short last batch would cost a second compile
+            batches = [b for b in batches if len(b) == tr.batch_size] or batches
+        batches = batches[:steps]
         if ctx.progress:
             from tqdm.auto import tqdm
 
@@ -321,6 +339,10 @@ def fit_full(ctx: Context) -> Outcome:
             if stale >= tr.patience:
                 break
     model.set_weights(best_weights)
+    heads = network.head_weights()
+    for t, offset in _prior_offsets(ctx).items():
+        heads[f"{t}_bias"] = heads[f"{t}_bias"] - offset
+    network.set_head_weights(heads)
     best_epoch = max(history, key=lambda r: r["dev_score"])["epoch"]
     return Outcome(history=history, notes={"best_epoch": best_epoch, "steps_per_epoch": steps})
 
@@ -394,6 +416,7 @@ def fit_head(ctx: Context) -> Outcome:
     vec = _embed_all(ctx, groups)
     embed_seconds = time.time() - started
     heads, curves, valid_probs = {}, {}, {}
+    offsets = _prior_offsets(ctx)
     for t in TASKS:
         names = ctx.labels[t]
         weights = class_weights(ctx.fit[t].labels, names, tr.class_weight_power)
@@ -406,6 +429,7 @@ def fit_head(ctx: Context) -> Outcome:
             ctx,
             weights,
         )
+        bias = bias - offsets[t]
         heads[f"{t}_kernel"], heads[f"{t}_bias"] = kernel, bias
         valid_probs[t] = _softmax(vec[f"valid/{t}"] @ kernel + bias)
     ctx.network.set_head_weights(heads)
