@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from model.data import Labeled
+from model.data import Labeled, holdout_mask
 from model.registry import Registry
 from model.scorer import Scorer
 from model.tiny import tiny_settings, toy_rows, train_tiny_model
@@ -86,3 +86,31 @@ def test_class_weights_favour_rare_classes():
     w = class_weights(["a"] * 90 + ["b"] * 10, ["a", "b", "c"], power=1.0)
     assert w[1] > w[0] and w[2] == 1.0
     assert np.allclose(class_weights(["a", "b"], ["a", "b"], power=0.0), 1.0)
+
+
+def test_prior_correction_takes_the_class_weights_off_the_biases(tmp_path):
+    rows = toy_rows(n_per_label=6)
+    # Skewed sentiment: many neutral rows, so the weights differ by class.
+    rows += [{"task": "sentiment", "text": f"calm day {i}", "label": "neutral"} for i in range(30)]
+    by_task = {
+        t: Labeled(
+            t,
+            [r["text"] for r in rows if r["task"] == t],
+            [r["label"] for r in rows if r["task"] == t],
+        )
+        for t in ("topic", "sentiment")
+    }
+    biases = {}
+    for correction in (0.0, 1.0):
+        settings = tiny_settings(tmp_path / str(correction))
+        settings.train.head_epochs = 3
+        settings.train.prior_correction = correction
+        info = train_model("head", settings, TrainData(by_task, by_task), progress=False)
+        with np.load(info.path / "heads.npz") as heads:
+            biases[correction] = heads["sentiment_bias"], heads["sentiment_kernel"]
+    np.testing.assert_allclose(biases[0.0][1], biases[1.0][1], atol=1e-6)  # same training
+    # The weights are those of the rows trained on: the train rows less the dev slice.
+    sentiment = by_task["sentiment"]
+    fit = sentiment.subset(~holdout_mask(sentiment.texts, 0.1, salt="dev"))
+    w = class_weights(fit.labels, ["negative", "neutral", "positive"], 0.5)
+    np.testing.assert_allclose(biases[0.0][0] - biases[1.0][0], np.log(w), atol=1e-5)
