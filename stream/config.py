@@ -16,9 +16,6 @@ class StreamSettings(BaseModel):
     # each of the two batching stages).
     batch_size: int = Field(default=64, ge=1)
     batch_within_s: float = Field(default=0.2, gt=0)
-    # Workers' Kafka producer waits this long to put a batch's outputs in one request; at 0
-    # every article was a request of its own (a fifth of a worker's CPU, seen by py-spy).
-    producer_linger_ms: int = Field(default=5, ge=0)
     # How often workers ask the registry whether the champion model changed.
     model_check_s: float = Field(default=5.0, ge=0)
     # Rates: tumbling windows by event time (published_at), with the most negative articles.

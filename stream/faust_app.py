@@ -64,8 +64,8 @@ class StreamApp:
 def _faust_app(
     settings: Settings, app_id: str, registry: CollectorRegistry, *, web_enabled: bool, port: int
 ) -> faust.App:
-    k, s = settings.kafka, settings.stream
-    datadir = s.faust_dir / app_id
+    k = settings.kafka
+    datadir = settings.stream.faust_dir / app_id
     datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
     app = faust.App(
         app_id,
@@ -74,7 +74,6 @@ def _faust_app(
         broker_request_timeout=max(k.request_timeout_s, 30.0),
         broker_session_timeout=min(k.request_timeout_s, 30.0),
         processing_guarantee="at_least_once",
-        producer_linger=s.producer_linger_ms / 1000,
         consumer_auto_offset_reset="earliest",
         store="memory://",
         topic_partitions=k.partitions,
