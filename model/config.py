@@ -26,7 +26,7 @@ class _Section(BaseModel):
 
 
 class TrainSettings(_Section):
-    """Hyper-parameters; the defaults are the ones the model card's numbers were measured with."""
+    """Hyper-parameters; each model's ``model.json`` records the ones it was trained with."""
 
     epochs: int = Field(default=5, ge=1)
     batch_size: int = Field(default=32, ge=1)
@@ -50,6 +50,9 @@ class TrainSettings(_Section):
     dev_fraction: float = Field(default=0.1, gt=0, lt=1)
     max_steps_per_epoch: int | None = Field(default=None, ge=1)
     # The word-embedding matrix is half of MiniLM's weights: freezing it halves optimizer work.
+    # Sentiment on the validation split, frozen, 5 epochs: 0.875 / 0.834 (acc / macro-F1),
+    # 0.887 / 0.848 with the prior correction applied afterwards; trained, 6 epochs, with the
+    # correction: 0.879 / 0.840. Not worth the extra work.
     freeze_word_embeddings: bool = True
     # auto: mixed bfloat16 on a GPU or a CPU with AMX-BF16 (about 2x faster there), else float32.
     precision: Literal["auto", "float32", "bfloat16"] = "auto"

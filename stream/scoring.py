@@ -27,6 +27,7 @@ swaps models without a restart; a model that fails to load is logged and the old
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -86,6 +87,7 @@ class BatchScorer:
         self.scorer: Scorer | None = None
         self._ref: str | None = None  # what the source named; a pinned path differs from version
         self._checked_at = float("-inf")
+        self._refreshing = threading.Lock()  # batches scored concurrently: one swap at a time
 
     @property
     def version(self) -> str | None:
@@ -93,6 +95,10 @@ class BatchScorer:
 
     def refresh(self, force: bool = False) -> bool:
         """Switch to the registry's champion if it changed; True when the model was swapped."""
+        with self._refreshing:
+            return self._refresh(force)
+
+    def _refresh(self, force: bool) -> bool:
         now = self.clock()
         if not force and self.scorer is not None and now - self._checked_at < self.check_every_s:
             return False

@@ -33,6 +33,8 @@ def built(tmp_path, metrics):
         stream={
             "batch_size": 4,
             "batch_within_s": 0.05,
+            # test_context() hands every message to each actor; Kafka shares them out.
+            "score_concurrency": 1,
             "app_id": "finpulse-unit",
             "faust_dir": tmp_path,
         },
