@@ -6,13 +6,11 @@ each); "bulk" gives the scorer the whole file at once (what ``finpulse score`` d
 by length, pad per bucket). The baseline is the same model with every batch padded to 128
 tokens, 32 texts a batch, in arrival order.
 
-    python -m model.bench [--model REF] [--limit N]
+    finpulse bench score [--model REF] [--limit N] [--repeat N]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import resource
@@ -100,31 +98,3 @@ def bench(
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "targets": {"cpu_articles_per_s": 400, "gpu_articles_per_s": 20000, "speedup": 3.0},
     }
-
-
-def main() -> None:
-    from finpulse.settings import load_settings
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="champion")
-    parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--config", default=None)
-    args = parser.parse_args()
-    settings = load_settings(args.config)
-    print(
-        json.dumps(
-            bench(
-                settings.model,
-                settings.data_dir,
-                model=args.model,
-                limit=args.limit,
-                repeat=args.repeat,
-            ),
-            indent=2,
-        )
-    )
-
-
-if __name__ == "__main__":
-    main()

@@ -119,19 +119,20 @@ def class_weights(labels: list[str], names: list[str], power: float) -> np.ndarr
     return weights.astype(np.float32)
 
 
-def _prior_offsets(ctx: Context) -> dict[str, np.ndarray]:
-    """Per task, what to take off the head bias so the class weights leave no prior behind.
+def _task_weights(ctx: Context) -> dict[str, np.ndarray]:
+    """Class weights per task, from the rows actually trained on."""
+    power = ctx.settings.train.class_weight_power
+    return {t: class_weights(ctx.fit[t].labels, ctx.labels[t], power) for t in TASKS}
+
+
+def _remove_prior(bias: np.ndarray, weights: np.ndarray, ctx: Context) -> np.ndarray:
+    """The head bias less ``prior_correction`` x log(class weight).
 
     Class-weighted cross-entropy makes the heads estimate p(c|x) * w_c up to a constant;
     subtracting log w_c (post-hoc logit adjustment) restores p(c|x), which is what accuracy
     and the alert rates want, while training still got the weights' push on rare classes.
     """
-    tr = ctx.settings.train
-    return {
-        t: tr.prior_correction
-        * np.log(class_weights(ctx.fit[t].labels, ctx.labels[t], tr.class_weight_power))
-        for t in TASKS
-    }
+    return bias - ctx.settings.train.prior_correction * np.log(weights)
 
 
 class TaskLoss(keras.losses.Loss):
@@ -280,16 +281,10 @@ def fit_full(ctx: Context) -> Outcome:
     )
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
     model = network.model
+    weights = _task_weights(ctx)
     model.compile(
         optimizer=optimizer,
-        loss={
-            t: TaskLoss(
-                class_weights(ctx.fit[t].labels, ctx.labels[t], tr.class_weight_power),
-                tr.label_smoothing,
-                name=f"{t}_loss",
-            )
-            for t in TASKS
-        },
+        loss={t: TaskLoss(weights[t], tr.label_smoothing, name=f"{t}_loss") for t in TASKS},
         loss_weights={t: tr.task_weights.get(t, 1.0) for t in TASKS},
         jit_compile=_jit(),
     )
@@ -340,8 +335,8 @@ def fit_full(ctx: Context) -> Outcome:
                 break
     model.set_weights(best_weights)
     heads = network.head_weights()
-    for t, offset in _prior_offsets(ctx).items():
-        heads[f"{t}_bias"] = heads[f"{t}_bias"] - offset
+    for t in TASKS:
+        heads[f"{t}_bias"] = _remove_prior(heads[f"{t}_bias"], weights[t], ctx)
     network.set_head_weights(heads)
     best_epoch = max(history, key=lambda r: r["dev_score"])["epoch"]
     return Outcome(history=history, notes={"best_epoch": best_epoch, "steps_per_epoch": steps})
@@ -416,10 +411,9 @@ def fit_head(ctx: Context) -> Outcome:
     vec = _embed_all(ctx, groups)
     embed_seconds = time.time() - started
     heads, curves, valid_probs = {}, {}, {}
-    offsets = _prior_offsets(ctx)
+    task_weights = _task_weights(ctx)
     for t in TASKS:
         names = ctx.labels[t]
-        weights = class_weights(ctx.fit[t].labels, names, tr.class_weight_power)
         kernel, bias, curves[t] = _fit_linear(
             vec[f"fit/{t}"],
             _label_ids(ctx.fit[t], names),
@@ -427,9 +421,9 @@ def fit_head(ctx: Context) -> Outcome:
             ctx.dev[t].labels,
             names,
             ctx,
-            weights,
+            task_weights[t],
         )
-        bias = bias - offsets[t]
+        bias = _remove_prior(bias, task_weights[t], ctx)
         heads[f"{t}_kernel"], heads[f"{t}_bias"] = kernel, bias
         valid_probs[t] = _softmax(vec[f"valid/{t}"] @ kernel + bias)
     ctx.network.set_head_weights(heads)
