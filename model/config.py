@@ -49,6 +49,10 @@ class TrainSettings(_Section):
     # Share of each train file held out (by text hash) for early stopping.
     dev_fraction: float = Field(default=0.1, gt=0, lt=1)
     max_steps_per_epoch: int | None = Field(default=None, ge=1)
+    # Read every URL as the one word "http": a shortened link (t.co/...) is a random hash of
+    # ~13 word pieces, a third of a tweet's tokens. Saved in the model's tokenizer.json, so
+    # its scorer applies it too; models trained without it are scored without it.
+    replace_urls: bool = True
     # The word-embedding matrix is half of MiniLM's weights: freezing it halves optimizer work.
     # Sentiment on the validation split, frozen, 5 epochs: 0.875 / 0.834 (acc / macro-F1),
     # 0.887 / 0.848 with the prior correction applied afterwards; trained, 6 epochs, with the
@@ -88,6 +92,9 @@ class ModelSettings(_Section):
     max_length: int = Field(default=64, ge=8, le=512)
     batch_size: int = Field(default=64, ge=1)  # scoring batch on a CPU
     gpu_batch_size: int = Field(default=1024, ge=1)  # scoring batch on a GPU
+    # Batches scored at once on a CPU, one op thread each; 0 = one per core, 1 = one batch
+    # on all cores (TensorFlow's default threading).
+    cpu_parallel_batches: int = Field(default=0, ge=0)
     # Texts longer than this (characters) are refused by `finpulse score` with an error record.
     max_text_chars: int = Field(default=20_000, ge=1)
     # auto: mixed float16 on a GPU, mixed bfloat16 on a CPU with AMX-BF16, else float32.

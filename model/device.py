@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 
 import keras
 
@@ -35,6 +36,29 @@ def gpu_available() -> bool:
     except Exception as exc:  # a broken driver means CPU, not a crash
         log.debug("GPU probe failed: %s", exc)
     return False
+
+
+def parallel_batches(requested: int) -> int:
+    """How many batches a scorer runs at once: on a CPU, one per core, each on one thread.
+
+    A tweet-sized batch spread over all cores spends much of its time synchronising the
+    op threads; one op thread per batch and one batch per core does not (see model/README).
+    TensorFlow takes its thread count only before it starts: when it already has (say,
+    training earlier in this process) with another count, batches stay one at a time.
+    """
+    if requested == 1 or gpu_available() or keras.backend.backend() != "tensorflow":
+        return 1
+    n = requested or len(os.sched_getaffinity(0))
+    if n == 1:
+        return 1
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+    except RuntimeError:  # already started with another count
+        log.info("TensorFlow already started with its own thread count; one batch at a time")
+        return 1
+    return n
 
 
 @functools.cache

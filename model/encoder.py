@@ -13,7 +13,7 @@ Batches are padded only to the longest text they hold, rounded up to a multiple 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 PAD_MULTIPLE = 8
+URL_PATTERN = r"https?://\S+"
 
 
 class BaseModelError(ValueError):
@@ -72,6 +73,17 @@ def load_tokenizer(path: Path, max_length: int) -> Tokenizer:
     tok.no_padding()
     tok.enable_truncation(max_length)
     return tok
+
+
+def replace_urls(tokenizer: Tokenizer, placeholder: str = "http") -> Tokenizer:
+    """Make ``tokenizer`` read every URL as ``placeholder`` (see ``train.replace_urls``)."""
+    from tokenizers import Regex, normalizers
+
+    rules = [normalizers.Replace(Regex(URL_PATTERN), placeholder)]
+    if tokenizer.normalizer is not None:
+        rules.append(tokenizer.normalizer)
+    tokenizer.normalizer = normalizers.Sequence(rules)
+    return tokenizer
 
 
 def load_backbone(
@@ -138,6 +150,32 @@ def length_batches(
     return batches
 
 
+def balanced_parts(lengths: np.ndarray, parts: int, max_length: int) -> list[np.ndarray]:
+    """Indices sorted by length, cut into at most ``parts`` groups of about equal cost.
+
+    Batches scored on ``parts`` threads at once finish when the slowest does, and a batch
+    costs about rows x padded width: short texts go in bigger groups than long ones.
+
+    >>> [len(g) for g in balanced_parts(np.array([5] * 6 + [60] * 2), 2, max_length=64)]
+    [6, 2]
+    """
+    order = np.argsort(lengths, kind="stable")
+    width = np.array([bucket_length(int(n), max_length) for n in lengths[order]])
+
+    def cut(limit: int) -> list[int]:
+        starts = [0]
+        for i in range(1, len(order)):
+            if (i - starts[-1] + 1) * width[i] > limit:
+                starts.append(i)
+        return starts
+
+    low, high = int(width.max()), int(len(order) * width.max())
+    while low < high:  # the smallest cost limit that needs no more than `parts` groups
+        mid = (low + high) // 2
+        low, high = (low, mid) if len(cut(mid)) <= parts else (mid + 1, high)
+    return np.split(order, cut(low)[1:])
+
+
 def pad(
     ids: Sequence[np.ndarray], max_length: int, *, full: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -157,26 +195,28 @@ def run_batched(
     max_length: int,
     fixed_length: int | None = None,
     progress: str | None = None,
+    mapper: Callable[..., Iterable[Any]] = map,
+    parts: int = 1,
 ) -> Any:  # an array, or {name: array}, as ``forward`` returns
     """Run ``forward`` over length-sorted batches and return its outputs in input order.
 
     ``fixed_length`` pads every batch to that length in input order instead (the naive
-    baseline the benchmark compares against).
+    baseline the benchmark compares against). ``mapper`` runs the batches: ``map`` one
+    after another, an executor's ``map`` ``parts`` at once; then texts that fit in
+    ``parts`` batches (a stream batch) are cut into ``parts`` of equal cost.
     """
     lengths = np.array([len(x) for x in token_lists])
-    if fixed_length is None:
+    if fixed_length is None and parts > 1 and len(lengths) <= parts * batch_size:
+        batches = balanced_parts(lengths, parts, max_length)
+    elif fixed_length is None:
         batches = length_batches(lengths, batch_size)
     else:
         batches = [
             np.arange(i, min(i + batch_size, len(lengths)))
             for i in range(0, len(lengths), batch_size)
         ]
-    if progress:
-        from tqdm.auto import tqdm
 
-        batches = tqdm(batches, desc=progress, unit="batch", mininterval=2.0)
-    results: dict[str, np.ndarray] | np.ndarray | None = None
-    for idx in batches:
+    def run(idx: np.ndarray) -> tuple[np.ndarray, Any]:
         if fixed_length is None:
             token_ids, mask = pad([token_lists[i] for i in idx], max_length)
         else:
@@ -185,7 +225,15 @@ def run_batched(
                 x = token_lists[i][:fixed_length]
                 token_ids[row, : len(x)] = x
             mask = token_ids != 0
-        out = forward(token_ids, mask)
+        return idx, forward(token_ids, mask)
+
+    outputs = mapper(run, batches)
+    if progress:
+        from tqdm.auto import tqdm
+
+        outputs = tqdm(outputs, total=len(batches), desc=progress, unit="batch", mininterval=2.0)
+    results: dict[str, np.ndarray] | np.ndarray | None = None
+    for idx, out in outputs:
         if results is None:
 
             def alloc(a: Any) -> np.ndarray:

@@ -1,15 +1,16 @@
 """Batched inference: texts in, topic and sentiment with their probabilities out.
 
 Texts are tokenised without padding, sorted by length and cut into batches padded only
-to their bucket length; one compiled graph serves every bucket. ``predict`` holds a lock,
-so a stream worker may call it from a thread (``asyncio.to_thread``) while the event
-loop keeps running.
+to their bucket length; one compiled graph serves every bucket. Batches run on the
+scorer's own pool of threads, one per core on a CPU (``model.cpu_parallel_batches``), so
+a stream worker may call ``predict`` from several threads (``asyncio.to_thread``): their
+batches share the pool while the event loop keeps running.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import numpy as np
 from model.artifact import load_network
 from model.config import ModelSettings
 from model.data import Labeled
-from model.device import dtype_policy, gpu_available
+from model.device import dtype_policy, gpu_available, parallel_batches
 from model.encoder import run_batched, tokenize
 from model.metrics import task_metrics
 from model.network import compile_forward
@@ -37,6 +38,7 @@ class Scorer:
     def __init__(self, info: ModelInfo, settings: ModelSettings) -> None:
         self.info = info
         self.version: str = info.version
+        self.parallel = parallel_batches(settings.cpu_parallel_batches)  # before TF starts
         network, self.tokenizer, meta = load_network(
             info.path, dtype=dtype_policy(settings.precision)
         )
@@ -45,7 +47,7 @@ class Scorer:
         self.batch_size = settings.gpu_batch_size if gpu_available() else settings.batch_size
         self.network = network
         self._forward = compile_forward(network.model, softmax=True)
-        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="finpulse-score")
 
     @classmethod
     def load(cls, ref_or_path: str | Path, settings: ModelSettings) -> Scorer:
@@ -63,15 +65,16 @@ class Scorer:
         """Probabilities per task, rows in input order (``fixed_length``: the naive baseline)."""
         if not texts:
             return {t: np.zeros((0, len(n)), dtype=np.float32) for t, n in self.labels.items()}
-        with self._lock:
-            return run_batched(
-                self._forward,
-                tokenize(self.tokenizer, texts),
-                batch_size=batch_size or self.batch_size,
-                max_length=self.max_length,
-                fixed_length=fixed_length,
-                progress=progress,
-            )
+        return run_batched(
+            self._forward,
+            tokenize(self.tokenizer, texts),
+            batch_size=batch_size or self.batch_size,
+            max_length=self.max_length,
+            fixed_length=fixed_length,
+            progress=progress,
+            mapper=self._pool.map,
+            parts=self.parallel,
+        )
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         probs = self.predict_proba(texts)

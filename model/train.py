@@ -35,6 +35,7 @@ from model.encoder import (
     load_backbone,
     load_tokenizer,
     pad,
+    replace_urls,
     resolve_base,
     run_batched,
     tokenize,
@@ -524,6 +525,8 @@ def train_model(
     tr = settings.train
     base = resolve_base(settings.base_model)
     tokenizer = load_tokenizer(base, settings.max_length)
+    if tr.replace_urls:
+        replace_urls(tokenizer)
     # Methods that only run the encoder embed at the scorer's precision.
     dtype = (
         training_policy(tr.precision) if spec.trains_encoder else dtype_policy(settings.precision)

@@ -80,3 +80,18 @@ def test_converted_encoder_matches_numpy_reference(tmp_path):
     ref = numpy_bert(w, config, ids, mask)
     ref_pooled = (ref * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
     np.testing.assert_allclose(pooled, ref_pooled, atol=2e-5)
+
+
+def test_urls_read_as_one_word_and_the_rule_is_saved(tmp_path):
+    from tokenizers import Tokenizer
+
+    from model.encoder import replace_urls
+
+    base = make_tiny_base(tmp_path / "base")
+    tok = replace_urls(load_tokenizer(base, max_length=64))
+    with_url = tok.encode("Shares fall https://t.co/q2fXwZqMZ4 today").ids
+    assert with_url == tok.encode("shares fall http today").ids
+    saved = Tokenizer.from_str(tok.to_str())  # what a model directory's tokenizer.json holds
+    assert saved.encode("Shares fall http://x.co/a?b=1 today").ids == with_url
+    plain = load_tokenizer(base, max_length=64)  # models trained without the rule keep it off
+    assert len(plain.encode("shares fall https://t.co/q2fXwZqMZ4 today").ids) > len(with_url)

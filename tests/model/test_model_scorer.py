@@ -1,13 +1,15 @@
 """The scorer: order, padding invariance, thread use; the score CLI round trip."""
 
 import json
+import subprocess
+import sys
 import threading
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from model.encoder import bucket_length, length_batches, pad
+from model.encoder import balanced_parts, bucket_length, length_batches, pad
 
 TEXTS = [
     "shares fall",
@@ -31,6 +33,21 @@ def test_batches_cover_everything_once():
     ids, mask = pad([np.array([2, 5, 3]), np.array([2, 3])], max_length=64)
     assert ids.shape == (2, 8) and mask.sum() == 5
     assert {bucket_length(n, 64) for n in range(1, 200)} == {8, 16, 24, 32, 40, 48, 56, 64}
+
+
+def test_parallel_parts_balance_padded_cost():
+    lengths = np.random.default_rng(2).integers(3, 64, size=64)
+
+    def cost(group):
+        return len(group) * bucket_length(lengths[group].max(), 64)
+
+    for parts in (1, 2, 3, 4):
+        groups = balanced_parts(lengths, parts, max_length=64)
+        assert sorted(np.concatenate(groups).tolist()) == list(range(64))
+        assert len(groups) <= parts
+        equal_rows = np.array_split(np.argsort(lengths), parts)
+        assert max(map(cost, groups)) <= max(map(cost, equal_rows))
+    assert [len(g) for g in balanced_parts(np.array([9]), 2, max_length=64)] == [1]
 
 
 def test_bucketing_and_padding_do_not_change_results(tiny_scorer):
@@ -58,6 +75,36 @@ def test_predict_from_threads(tiny_scorer):
     for t in threads:
         t.join()
     assert all(r == expected for r in results.values())
+
+
+PARALLEL_SCRIPT = """
+import json, sys
+from model.scorer import Scorer
+from model.tiny import tiny_settings
+settings = tiny_settings(sys.argv[1]).model_copy(update={"cpu_parallel_batches": 2})
+scorer = Scorer.load("champion", settings)
+import tensorflow as tf
+probs = scorer.predict_proba(json.loads(sys.argv[2]), batch_size=4)
+print(json.dumps({
+    "parallel": scorer.parallel,
+    "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+    "topic": probs["topic"].tolist(),
+}))
+"""
+
+
+def test_parallel_batches_in_a_fresh_process(tiny_registry, tiny_scorer):
+    """Before TensorFlow starts, the scorer gives each of its batches one op thread."""
+    run = subprocess.run(
+        [sys.executable, "-c", PARALLEL_SCRIPT, str(tiny_registry), json.dumps(TEXTS)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["parallel"] == 2 and out["intra_op_threads"] == 1
+    np.testing.assert_allclose(out["topic"], tiny_scorer.predict_proba(TEXTS)["topic"], atol=1e-4)
 
 
 @pytest.fixture()
