@@ -81,6 +81,40 @@ def scorer_throughput(scorer: BatchScorer, texts_: list[str], batch: int) -> flo
     return len(texts_) / (time.perf_counter() - start)
 
 
+# Who used the CPU during a burst: the pipeline shares this machine's cores with its broker
+# and search store, and the share they take is what the scorer cannot have.
+CPU_ROLES = {"kafka.Kafka": "kafka", "org.elasticsearch": "elasticsearch",
+             "stream.worker": "workers"}  # fmt: skip
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each role's live processes."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(proc.name) == os.getpid():
+            role = "bench (producer, polling)"
+        else:
+            role = next((r for mark, r in CPU_ROLES.items() if mark in cmdline), "other")
+        used[role] = used.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return used
+
+
+def cpu_share(before: dict[str, float], after: dict[str, float], wall: float) -> dict[str, Any]:
+    """Each role's share of the machine's CPU time over ``wall`` seconds."""
+    capacity = wall * (os.cpu_count() or 1)
+    share = {r: round(max(0.0, after[r] - before.get(r, 0.0)) / capacity, 3) for r in after}
+    share["idle"] = round(max(0.0, 1 - sum(share.values())), 3)
+    return dict(sorted(share.items(), key=lambda kv: -kv[1]))
+
+
 def kafka_bench(
     settings: Settings, workers: int, data: list[str], model: str | None, tmp: Path
 ) -> dict[str, Any]:
@@ -92,9 +126,10 @@ def kafka_bench(
         box.produce(warm)
         box.wait_count(len(warm), 300)
         burst = make_articles(data, f"burst{workers}")
-        started = utcnow().timestamp()
+        started, cpu_before = utcnow().timestamp(), cpu_seconds()
         box.produce(burst)
         box.wait_count(len(warm) + len(burst), 900)
+        cpu = cpu_share(cpu_before, cpu_seconds(), utcnow().timestamp() - started)
         times = box.indexed_times()
         lat = [(x - f).total_seconds() for f, x in (times[a.id] for a in burst)]
         throughput = len(burst) / (max(times[a.id][1].timestamp() for a in burst) - started)
@@ -107,6 +142,7 @@ def kafka_bench(
             "workers": workers,
             "articles_per_s": round(throughput, 1),
             "burst_latency": percentiles(lat),
+            "burst_cpu_share": cpu,
             "half_load_rate": round(throughput / 2, 1),
             "half_load_latency": percentiles(half_lat),
         }
