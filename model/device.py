@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
+from pathlib import Path
 
 import keras
 
@@ -48,7 +50,7 @@ def parallel_batches(requested: int) -> int:
     """
     if requested == 1 or gpu_available() or keras.backend.backend() != "tensorflow":
         return 1
-    n = requested or len(os.sched_getaffinity(0))
+    n = requested or usable_cpus()
     if n == 1:
         return 1
     import tensorflow as tf
@@ -59,6 +61,26 @@ def parallel_batches(requested: int) -> int:
         log.info("TensorFlow already started with its own thread count; one batch at a time")
         return 1
     return n
+
+
+def usable_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """Cores this process may use: its CPU affinity, capped by a container's CPU quota.
+
+    A pod limited to 2 CPUs on a 16-core node sees 16 cores in its affinity mask; only the
+    cgroup's quota says 2 (``cpu.max`` in cgroup v2, ``cpu/cpu.cfs_quota_us`` in v1).
+    """
+    cores = len(os.sched_getaffinity(0))
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        try:
+            quota = (cgroup / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (cgroup / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return cores
+    if quota in ("max", "-1"):
+        return cores
+    return max(1, min(cores, math.ceil(int(quota) / int(period))))
 
 
 @functools.cache

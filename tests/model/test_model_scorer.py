@@ -77,6 +77,28 @@ def test_predict_from_threads(tiny_scorer):
     assert all(r == expected for r in results.values())
 
 
+def test_usable_cpus_follow_the_container_quota(tmp_path):
+    import os
+
+    from model.device import usable_cpus
+
+    cores = len(os.sched_getaffinity(0))
+    assert usable_cpus(tmp_path / "none") == cores  # no cgroup files: the affinity mask
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "cpu.max").write_text("100000 100000\n")
+    assert usable_cpus(v2) == 1
+    (v2 / "cpu.max").write_text("max 100000\n")
+    assert usable_cpus(v2) == cores
+    v1 = tmp_path / "v1" / "cpu"
+    v1.mkdir(parents=True)
+    (v1 / "cpu.cfs_quota_us").write_text("50000\n")
+    (v1 / "cpu.cfs_period_us").write_text("100000\n")
+    assert usable_cpus(v1.parent) == 1  # half a core still runs one batch
+    (v1 / "cpu.cfs_quota_us").write_text("-1\n")
+    assert usable_cpus(v1.parent) == cores
+
+
 PARALLEL_SCRIPT = """
 import json, sys
 from model.scorer import Scorer
