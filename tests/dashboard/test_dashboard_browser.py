@@ -24,7 +24,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 from rich.console import Console
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+from selenium.common.exceptions import (
+    ElementNotInteractableException,
+    StaleElementReferenceException,
+    TimeoutException,
+)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
@@ -170,18 +174,20 @@ def test_analyst_flow_in_chromium(pipeline, browser):
     time.sleep(1.5)  # let the chart redraw with the alerted window highlighted
     browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
 
-    # Acknowledge it from the keyboard (Tab onto the button, then Enter).
+    # Acknowledge it from the keyboard (Tab onto the button, then Enter). The list redraws
+    # while the replay updates the alert's evidence; a redraw between the steps moves focus,
+    # so the steps are retried until Tab lands on the button.
     def acknowledge(d) -> bool:
         button = d.find_element(By.CSS_SELECTOR, "#firing button[data-key$=':ack']")
         d.execute_script("arguments[0].previousElementSibling.focus()", button)
         d.switch_to.active_element.send_keys(Keys.TAB)
-        assert d.switch_to.active_element == button
+        if d.switch_to.active_element != button:
+            return False
         d.switch_to.active_element.send_keys(Keys.ENTER)
         return True
 
-    WebDriverWait(browser, 20, ignored_exceptions=[StaleElementReferenceException]).until(
-        acknowledge
-    )
+    redrawn = [StaleElementReferenceException, ElementNotInteractableException]
+    WebDriverWait(browser, 20, ignored_exceptions=redrawn).until(acknowledge)
     wait(browser).until(ec.presence_of_element_located((By.CSS_SELECTOR, "#firing li.alert.acked")))
     assert "acknowledged by analyst" in browser.find_element(By.ID, "firing").text
 
