@@ -92,8 +92,8 @@ class ModelSettings(_Section):
     max_length: int = Field(default=64, ge=8, le=512)
     batch_size: int = Field(default=64, ge=1)  # scoring batch on a CPU
     gpu_batch_size: int = Field(default=1024, ge=1)  # scoring batch on a GPU
-    # Batches scored at once on a CPU, one op thread each; 0 = one per core, 1 = one batch
-    # on all cores (TensorFlow's default threading).
+    # Batches scored at once on a CPU, one op thread each; 0 = one per usable core (a
+    # container's CPU quota counts), 1 = one batch on all cores (TensorFlow's default).
     cpu_parallel_batches: int = Field(default=0, ge=0)
     # Texts longer than this (characters) are refused by `finpulse score` with an error record.
     max_text_chars: int = Field(default=20_000, ge=1)
