@@ -54,6 +54,10 @@ class Scorer:
         """``champion``, ``latest``, a registry version or a model directory."""
         return cls(Registry(settings.registry_dir).resolve(ref_or_path), settings)
 
+    def close(self) -> None:
+        """Stop the batch threads (a scorer used once, such as a training teacher)."""
+        self._pool.shutdown()
+
     def predict_proba(
         self,
         texts: Sequence[str],

@@ -6,9 +6,10 @@
 - ``zero-shot``: heads are the embedded label descriptions (cosine similarity);
 - ``few-shot``: heads are the centroids of a few embedded examples per label.
 
-Each sample trains only the head of the task it is labeled for. The dev set for early
-stopping is a fixed, hash-chosen slice of the train files; the validation files are only
-used for the report.
+Each sample trains only the head of the task it is labeled for, unless a teacher model is
+set (``train.teacher``): then the teacher's probabilities train the other head. The dev set
+for early stopping is a fixed, hash-chosen slice of the train files; the validation files
+are only used for the report.
 """
 
 from __future__ import annotations
@@ -137,10 +138,12 @@ def _remove_prior(bias: np.ndarray, weights: np.ndarray, ctx: Context) -> np.nda
 
 
 class TaskLoss(keras.losses.Loss):
-    """Label-smoothed, class-weighted cross-entropy; rows labeled -1 (another task's) add 0.
+    """Label-smoothed, class-weighted cross-entropy against per-class target mass.
 
-    Summed over the batch's labeled rows and divided by the whole batch size, so each task
-    pulls in proportion to its share of the batch. Plain ``keras.ops``: any backend.
+    ``y_true`` rows are one-hot for a gold label, a teacher's probabilities times
+    ``teacher_weight`` for a distilled one, and zero for a text with neither (it adds 0).
+    Summed over the batch's rows and divided by the whole batch size, so each task pulls in
+    proportion to its share of the batch. Plain ``keras.ops``: any backend.
     """
 
     def __init__(self, class_weights: np.ndarray, smoothing: float, name: str | None = None):
@@ -151,14 +154,14 @@ class TaskLoss(keras.losses.Loss):
     def call(self, y_true: Any, y_pred: Any) -> Any:
         ops = keras.ops
         n = len(self.class_weights)
-        y = ops.cast(ops.reshape(y_true, (-1,)), "int32")
-        labeled = y >= 0
-        y_safe = ops.where(labeled, y, 0)
-        target = ops.one_hot(y_safe, n) * (1.0 - self.smoothing) + self.smoothing / n
+        y = ops.cast(y_true, "float32")
+        mass = ops.sum(y, axis=-1)
+        dist = y / ops.expand_dims(ops.maximum(mass, 1e-9), -1)
+        target = dist * (1.0 - self.smoothing) + self.smoothing / n
         log_p = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
         ce = -ops.sum(target * log_p, axis=-1)
-        w = ops.take(ops.convert_to_tensor(self.class_weights), y_safe)
-        return ce * w * ops.cast(labeled, "float32")
+        w = ops.sum(dist * ops.convert_to_tensor(self.class_weights), axis=-1)
+        return ce * w * mass
 
 
 class LayerwiseAdamW(keras.optimizers.AdamW):
@@ -188,9 +191,9 @@ def _jit() -> bool:
     return keras.backend.backend() == "jax"
 
 
-def _label_ids(data: Labeled, names: list[str]) -> np.ndarray:
+def _one_hot(data: Labeled, names: list[str]) -> np.ndarray:
     index = {n: i for i, n in enumerate(names)}
-    return np.array([index[y] for y in data.labels], dtype=np.int32)
+    return np.eye(len(names), dtype=np.float32)[[index[y] for y in data.labels]]
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -238,17 +241,57 @@ def _layer_of(path: str) -> int:
     return int(match.group(1)) + 1 if match else 0
 
 
+def _teacher_probs(ctx: Context) -> tuple[str, dict[str, dict[str, np.ndarray]]]:
+    """The teacher's version and probabilities: fit texts of task -> other task -> rows."""
+    from model.scorer import Scorer
+
+    # One batch at a time: a parallel scorer would pin TensorFlow to one op thread, and
+    # the student trains in this process next.
+    teacher = Scorer.load(
+        ctx.settings.train.teacher, ctx.settings.model_copy(update={"cpu_parallel_batches": 1})
+    )
+    for t in TASKS:
+        if teacher.labels.get(t) != ctx.labels[t]:
+            raise ValueError(
+                f"teacher {teacher.version} predicts other {t} labels than this model trains"
+            )
+    out = {}
+    for task in TASKS:
+        probs = teacher.predict_proba(
+            ctx.fit[task].texts, progress=ctx.bar(f"teacher {teacher.version} on {task} texts")
+        )
+        out[task] = {t: probs[t] for t in TASKS if t != task}
+    teacher.close()
+    return teacher.version, out
+
+
+def _targets(ctx: Context) -> tuple[dict[str, np.ndarray], str | None]:
+    """Per-class target mass of every fit text (the tasks' texts in order), for each head,
+    and the teacher's version.
+
+    A text's own task gets its one-hot gold label; the other task gets the teacher's
+    probabilities times ``teacher_weight`` where a teacher is set, else zeros (no loss).
+    """
+    tr = ctx.settings.train
+    teacher, soft = _teacher_probs(ctx) if tr.teacher else (None, None)
+    ys: dict[str, list[np.ndarray]] = {t: [] for t in TASKS}
+    for task in TASKS:
+        data = ctx.fit[task]
+        for t in TASKS:
+            if t == task:
+                ys[t].append(_one_hot(data, ctx.labels[t]))
+            elif soft is not None:
+                ys[t].append(soft[task][t].astype(np.float32) * tr.teacher_weight)
+            else:
+                ys[t].append(np.zeros((len(data), len(ctx.labels[t])), np.float32))
+    return {t: np.concatenate(v) for t, v in ys.items()}, teacher
+
+
 @method("full", trains_encoder=True)
 def fit_full(ctx: Context) -> Outcome:
     tr, network = ctx.settings.train, ctx.network
-    texts: list[str] = []
-    ys = {t: [] for t in TASKS}
-    for task in TASKS:
-        data = ctx.fit[task]
-        texts += data.texts
-        for t in TASKS:
-            ys[t].append(_label_ids(data, ctx.labels[t]) if t == task else np.full(len(data), -1))
-    y = {t: np.concatenate(v).astype(np.int32) for t, v in ys.items()}
+    texts = [x for task in TASKS for x in ctx.fit[task].texts]
+    y, teacher = _targets(ctx)
     tokens = tokenize(ctx.tokenizer, texts)
     lengths = np.array([len(x) for x in tokens])
     steps = math.ceil(len(texts) / tr.batch_size)
@@ -340,7 +383,8 @@ def fit_full(ctx: Context) -> Outcome:
         heads[f"{t}_bias"] = _remove_prior(heads[f"{t}_bias"], weights[t], ctx)
     network.set_head_weights(heads)
     best_epoch = max(history, key=lambda r: r["dev_score"])["epoch"]
-    return Outcome(history=history, notes={"best_epoch": best_epoch, "steps_per_epoch": steps})
+    notes = {"best_epoch": best_epoch, "steps_per_epoch": steps, "teacher": teacher}
+    return Outcome(history=history, notes=notes)
 
 
 # ---------------------------------------------------------------------------- head
@@ -417,7 +461,7 @@ def fit_head(ctx: Context) -> Outcome:
         names = ctx.labels[t]
         kernel, bias, curves[t] = _fit_linear(
             vec[f"fit/{t}"],
-            _label_ids(ctx.fit[t], names),
+            _one_hot(ctx.fit[t], names),
             vec[f"dev/{t}"],
             ctx.dev[t].labels,
             names,

@@ -9,7 +9,18 @@ from model.data import Labeled, holdout_mask
 from model.registry import Registry
 from model.scorer import Scorer
 from model.tiny import tiny_settings, toy_rows, train_tiny_model
-from model.train import TrainData, class_weights, train_model
+from model.train import Context, TaskLoss, TrainData, _targets, class_weights, train_model
+
+
+def _by_task(rows: list[dict]) -> dict[str, Labeled]:
+    return {
+        t: Labeled(
+            t,
+            [r["text"] for r in rows if r["task"] == t],
+            [r["label"] for r in rows if r["task"] == t],
+        )
+        for t in ("topic", "sentiment")
+    }
 
 
 @pytest.mark.parametrize("method", ["full", "head", "zero-shot", "few-shot"])
@@ -48,14 +59,7 @@ def test_full_training_reduces_loss(tmp_path):
     settings = tiny_settings(tmp_path)
     settings.train.max_steps_per_epoch = 12
     rows = toy_rows(n_per_label=4)
-    by_task = {
-        t: Labeled(
-            t,
-            [r["text"] for r in rows if r["task"] == t],
-            [r["label"] for r in rows if r["task"] == t],
-        )
-        for t in ("topic", "sentiment")
-    }
+    by_task = _by_task(rows)
     info = train_model("full", settings, TrainData(by_task, by_task), epochs=3, progress=False)
     losses = [r["train_loss"] for r in info.meta["history"]]
     assert len(losses) >= 2 and losses[-1] < losses[0]
@@ -92,14 +96,7 @@ def test_prior_correction_takes_the_class_weights_off_the_biases(tmp_path):
     rows = toy_rows(n_per_label=6)
     # Skewed sentiment: many neutral rows, so the weights differ by class.
     rows += [{"task": "sentiment", "text": f"calm day {i}", "label": "neutral"} for i in range(30)]
-    by_task = {
-        t: Labeled(
-            t,
-            [r["text"] for r in rows if r["task"] == t],
-            [r["label"] for r in rows if r["task"] == t],
-        )
-        for t in ("topic", "sentiment")
-    }
+    by_task = _by_task(rows)
     biases = {}
     for correction in (0.0, 1.0):
         settings = tiny_settings(tmp_path / str(correction))
@@ -114,3 +111,52 @@ def test_prior_correction_takes_the_class_weights_off_the_biases(tmp_path):
     fit = sentiment.subset(~holdout_mask(sentiment.texts, 0.1, salt="dev"))
     w = class_weights(fit.labels, ["negative", "neutral", "positive"], 0.5)
     np.testing.assert_allclose(biases[0.0][0] - biases[1.0][0], np.log(w), atol=1e-5)
+
+
+def test_task_loss_weighs_each_row_by_its_target_mass():
+    cw = np.array([2.0, 0.5, 0.5], np.float32)
+    loss = TaskLoss(cw, smoothing=0.1)
+    logits = np.array([[2.0, 0.0, -1.0]] * 3, np.float32)
+    y = np.array([[1, 0, 0], [0, 0, 0], [0.5, 0.25, 0.25]], np.float32)
+    per_row = np.asarray(loss.call(y, logits))
+    log_p = logits[0] - np.log(np.exp(logits[0]).sum())
+    gold = -(np.array([0.9, 0, 0]) + 0.1 / 3) @ log_p * 2.0  # smoothed, class-weighted
+    assert per_row[0] == pytest.approx(gold, rel=1e-5)
+    assert per_row[1] == 0  # no label, no teacher: adds nothing
+    dist = np.array([0.5, 0.25, 0.25])
+    soft = -(dist * 0.9 + 0.1 / 3) @ log_p * (dist @ cw)
+    assert per_row[2] == pytest.approx(soft, rel=1e-5)
+
+
+def test_teacher_labels_each_text_for_the_task_it_lacks(tiny_registry, tmp_path):
+    teacher = Scorer.load("champion", tiny_settings(tiny_registry))
+    data = _by_task(toy_rows(n_per_label=2))
+    settings = tiny_settings(tmp_path)
+    labels = {t: list(teacher.labels[t]) for t in data}
+    ctx = Context(settings, None, None, labels, data, data, data, epochs=1, progress=False)
+    plain, version = _targets(ctx)
+    assert version is None and not plain["topic"][len(data["topic"]) :].any()
+
+    settings.train.teacher, settings.train.teacher_weight = str(teacher.info.path), 0.5
+    y, version = _targets(ctx)
+    assert version == teacher.version
+    n_topic = len(data["topic"])
+    np.testing.assert_array_equal(y["topic"][:n_topic], plain["topic"][:n_topic])  # gold kept
+    expected = teacher.predict_proba(data["sentiment"].texts)["topic"] * 0.5
+    np.testing.assert_allclose(y["topic"][n_topic:], expected, atol=1e-6)
+    expected = teacher.predict_proba(data["topic"].texts)["sentiment"] * 0.5
+    np.testing.assert_allclose(y["sentiment"][:n_topic], expected, atol=1e-6)
+
+    ctx.labels = {**labels, "sentiment": labels["sentiment"][::-1]}
+    with pytest.raises(ValueError, match="other sentiment labels"):
+        _targets(ctx)
+
+
+def test_full_training_records_its_teacher(tiny_registry, tmp_path):
+    settings = tiny_settings(tmp_path)
+    settings.train.max_steps_per_epoch = 4
+    settings.train.teacher = str(Registry(tiny_registry).champion().path)
+    data = _by_task(toy_rows(n_per_label=2))
+    info = train_model("full", settings, TrainData(data, data), epochs=1, progress=False)
+    assert info.meta["notes"]["teacher"] == Registry(tiny_registry).champion_version()
+    assert info.meta["train_settings"]["teacher"] == settings.train.teacher
