@@ -75,6 +75,7 @@ def _faust_app(
         broker_credentials=_credentials(settings),
         broker_request_timeout=max(k.request_timeout_s, 30.0),
         broker_session_timeout=min(k.request_timeout_s, 30.0),
+        producer_linger=k.producer_linger_s,
         processing_guarantee="at_least_once",
         consumer_auto_offset_reset="earliest",
         store="memory://",

@@ -79,10 +79,15 @@ class Sandbox:
 
     # -- workers ---------------------------------------------------------------------
     def start_worker(
-        self, port: int, *, model: str | None = None, alerter: bool = False
+        self,
+        port: int,
+        *,
+        model: str | None = None,
+        alerter: bool = False,
+        env: dict[str, str] | None = None,
     ) -> subprocess.Popen:
         """One ``python -m stream.worker`` (``--alerter``: the alert engine) serving /metrics
-        on ``port``; output to a log file."""
+        on ``port``, with ``env`` added to its environment; output to a log file."""
         cmd = [sys.executable, "-m", "stream.worker", "-c", str(self.config),
                "--web-port", str(port), "--loglevel", "warn"]  # fmt: skip
         if model:
@@ -90,7 +95,7 @@ class Sandbox:
         if alerter:
             cmd += ["--alerter"]
         log = (self.workdir / f"{self.uid}-worker-{len(self.procs)}-{port}.log").open("w")
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()  # the child holds its own descriptor
         self.procs.append(proc)

@@ -122,3 +122,8 @@ def test_alerter_folds_deltas_into_running_windows_for_the_one_engine(tmp_path, 
     assert letters[0] == [b"{oops"]
     assert engines[1].windows == [] and letters[1] == []  # redelivered offsets are skipped
     assert alerter.rates.partitions == 1  # one alerter consumes every key
+
+
+def test_worker_producer_lingers_to_fill_requests(built):
+    sa, _, _ = built
+    assert sa.app.conf.producer_linger == Settings().kafka.producer_linger_s == 0.01

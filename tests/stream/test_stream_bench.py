@@ -24,3 +24,43 @@ def test_cpu_share_of_known_totals():
         {"kafka": 1.0}, {"kafka": 3.0, "workers": 4.0}, wall=10 / (os.cpu_count() or 1)
     )
     assert share == {"workers": 0.4, "kafka": 0.2, "idle": 0.4}
+
+
+def test_scorer_alone_keeps_batches_in_flight_like_a_worker():
+    import threading
+
+    from prometheus_client import CollectorRegistry
+
+    from stream.bench import scorer_throughput
+    from stream.metrics import StreamMetrics
+    from stream.scoring import BatchScorer
+
+    seen: dict[str, int] = {"now": 0, "most": 0, "calls": 0}
+    lock = threading.Lock()
+
+    class Slow:
+        version = "v1"
+
+        def predict(self, texts):
+            with lock:
+                seen["now"] += 1
+                seen["calls"] += 1
+                seen["most"] = max(seen["most"], seen["now"])
+            time.sleep(0.02)
+            with lock:
+                seen["now"] -= 1
+            return []
+
+    class Source:
+        def champion_version(self):
+            return "v1"
+
+        def load(self, version):
+            return Slow()
+
+    scorer = BatchScorer(Source(), StreamMetrics(CollectorRegistry()))
+    scorer.refresh(force=True)
+    out = scorer_throughput(scorer, ["t"] * 40, batch=4, in_flight=3, passes=3)
+    assert seen["calls"] == 1 + 3 * 10 and seen["most"] == 3  # warm-up + 3 passes of 10
+    assert len(out["passes"]) == 3 and out["articles_per_s"] == sorted(out["passes"])[1]
+    assert out["articles_per_cpu_s"] > out["articles_per_s"]  # sleeping costs no CPU
