@@ -149,6 +149,23 @@ def bars(driver, filled: bool = False) -> int:
     )
 
 
+def _pipeline_state(url: str) -> str:
+    """What the detector saw, per window, and every alert: why no alert fired."""
+    import urllib.request
+
+    def get(path: str) -> object:
+        with urllib.request.urlopen(url + path, timeout=10) as r:
+            return json.loads(r.read())
+
+    rates = get("/api/rates?windows=60")
+    points = [
+        {k: p.get(k) for k in ("start", "total", "negative", "share", "baseline", "threshold")}
+        for p in rates["points"]
+        if p.get("total")
+    ]
+    return f"windows: {points}; alerts: {get('/api/alerts?state=all')}"
+
+
 def test_analyst_flow_in_chromium(pipeline, browser):
     url, api, result = pipeline
     ARTIFACTS.mkdir(exist_ok=True)
@@ -167,7 +184,7 @@ def test_analyst_flow_in_chromium(pipeline, browser):
             ec.visibility_of_element_located((By.CSS_SELECTOR, "#firing li.alert"))
         )
     except TimeoutException:
-        pytest.fail(f"no alert appeared; demo state: {result}")
+        pytest.fail(f"no alert appeared; demo state: {result}; {_pipeline_state(url)}")
     assert "Market" in card.text and "negative" in card.text
     assert card.find_elements(By.CSS_SELECTOR, "ol li"), "alert shows no evidence"
     assert browser.find_elements(By.CSS_SELECTOR, "#chart path.threshold")
