@@ -3,7 +3,7 @@
 The pipeline is the real embedded one (replay → model → SQLite → rates → alert engine) on
 the demo's code path without the shared data: the head model (MiniLM encoder) trained on
 the generated headlines, and the generated stream, on 2 s windows so the episode plays out
-in ~30 s. (model/tiny.py's random encoder cannot tell a profit warning from a dividend
+in ~40 s. (model/tiny.py's random encoder cannot tell a profit warning from a dividend
 hike, so it would not raise the alert this test is about.)
 A screenshot lands in ``artifacts/dashboard.png`` (and the search view beside it).
 """
@@ -87,8 +87,11 @@ def pipeline(tmp_path_factory):
     ensure_model(settings, Console(file=said, width=200))  # trains the head model, ~30 s
     assert "training on a small generated set instead" in said.getvalue()
     api = ApiSettings(port=free_port(), metrics_port=0, feedback_path=root / "feedback.jsonl")
-    stream = demo_stream(settings.data_dir, burst_at=int(14 * RATE), burst_len=int(10 * RATE))
-    replay = write_jsonl(stream.rows[:700], root / "stream.jsonl")
+    # 24 s (12 windows) of calm before the episode: with only 7, the detector's baseline was
+    # so uncertain that the first negative window stayed under a threshold of ~0.7, the
+    # episode then raised the baseline, and no alert fired (a CI run, session 4).
+    stream = demo_stream(settings.data_dir, burst_at=int(24 * RATE), burst_len=int(10 * RATE))
+    replay = write_jsonl(stream.rows, root / "stream.jsonl")  # 600 generated rows, 37.5 s
 
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
