@@ -256,12 +256,14 @@ def _teacher_probs(ctx: Context) -> tuple[str, dict[str, dict[str, np.ndarray]]]
                 f"teacher {teacher.version} predicts other {t} labels than this model trains"
             )
     out = {}
-    for task in TASKS:
-        probs = teacher.predict_proba(
-            ctx.fit[task].texts, progress=ctx.bar(f"teacher {teacher.version} on {task} texts")
-        )
-        out[task] = {t: probs[t] for t in TASKS if t != task}
-    teacher.close()
+    try:
+        for task in TASKS:
+            probs = teacher.predict_proba(
+                ctx.fit[task].texts, progress=ctx.bar(f"teacher {teacher.version} on {task} texts")
+            )
+            out[task] = {t: probs[t] for t in TASKS if t != task}
+    finally:
+        teacher.close()
     return teacher.version, out
 
 

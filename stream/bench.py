@@ -110,8 +110,7 @@ def scorer_throughput(
     with ThreadPoolExecutor(in_flight) as pool:
         for _ in range(passes):
             start = time.perf_counter()
-            for _ in pool.map(predict, chunks):
-                pass
+            list(pool.map(predict, chunks))
             rates.append(round(len(texts_) / (time.perf_counter() - start), 1))
     per_cpu = passes * len(texts_) / max(time.process_time() - cpu_start, 1e-9)
     return {
@@ -162,7 +161,8 @@ def kafka_bench(
     try:
         # Workers on one box split its cores: each scoring one batch per core would have
         # workers x cores op threads fight over the cores (model.cpu_parallel_batches).
-        share = {"FINPULSE_MODEL__CPU_PARALLEL_BATCHES": str(max(1, usable_cpus() // workers))}
+        parallel = max(1, usable_cpus() // workers)
+        share = {"FINPULSE_MODEL__CPU_PARALLEL_BATCHES": str(parallel)}
         for w in range(workers):
             box.start_worker(FIRST_PORT + w, model=model, env=share)
         warm = make_articles(data[:WARMUP], f"warm{workers}")
@@ -186,7 +186,7 @@ def kafka_bench(
         half_lat = [(x - f).total_seconds() for f, x in (times[a.id] for a in half)]
         return {
             "workers": workers,
-            "parallel_batches_per_worker": int(share["FINPULSE_MODEL__CPU_PARALLEL_BATCHES"]),
+            "parallel_batches_per_worker": parallel,
             "articles_per_s": round(throughput, 1),
             "steady_articles_per_s": round(steady_rate(done), 1),
             "burst_latency": percentiles(lat),
@@ -276,11 +276,11 @@ def main(
             result["embedded"] = embedded_bench(settings, data, model, tmp)
     peak = max((r["steady_articles_per_s"] for r in result["kafka"]), default=0.0)
     result["kafka_vs_scorer"] = round(peak / result["scorer"]["articles_per_s"], 2)
-    # Per CPU-second: how much of the scorer's efficiency a worker keeps (1 worker).
-    if result["kafka"]:
-        per_cpu = result["kafka"][0]["articles_per_worker_cpu_s"]
+    # Per CPU-second: how much of the scorer's efficiency one worker keeps.
+    one = next((r for r in result["kafka"] if r["workers"] == 1), None)
+    if one:
         result["worker_vs_scorer_per_cpu_s"] = round(
-            per_cpu / result["scorer"]["articles_per_cpu_s"], 2
+            one["articles_per_worker_cpu_s"] / result["scorer"]["articles_per_cpu_s"], 2
         )
     result["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
     result["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
