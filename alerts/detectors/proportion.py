@@ -90,10 +90,14 @@ class BetaBinomialDetector(Detector):
 
     def _learn(self, ts: float, negative: int, total: int, weight: float) -> None:
         if total >= 2 and weight == 1.0:
+            # While the baseline is mostly the prior, a window's residual measures the
+            # prior's error, not the spread between windows: weigh it by the data's share.
+            seen = self._neg + self._other
+            f = seen / (seen + self.prior_strength)
             p = self.baseline_share()
             var = total * p * (1 - p)
-            self._resid = self.decay * self._resid + (negative - total * p) ** 2 - var
-            self._scale = self.decay * self._scale + var * (total - 1)
+            self._resid = self.decay * self._resid + f * ((negative - total * p) ** 2 - var)
+            self._scale = self.decay * self._scale + f * var * (total - 1)
         else:
             self._resid *= self.decay
             self._scale *= self.decay

@@ -148,3 +148,13 @@ def test_share_or_volume_catches_a_volume_burst_at_the_usual_share():
     assert burst.started and burst.observed == 6 and burst.baseline < 1
     share = _sparse("share_or_volume", usual).update(300 * 3600.0, 2, 2)[-1]
     assert not share.started  # two of two at a 25% share: not enough on either side
+
+
+def test_a_first_window_far_from_the_prior_does_not_mask_a_spike():
+    # The prior share is 0.3; the stream opens with 0 of 17 negative, then runs near 0.17.
+    # That first residual measures the prior's error, not the spread between windows.
+    det = create("beta_binomial", step_s=2, warmup=4, half_life=100, cooldown=20)
+    calm = [(0, 17)] + [(k, 32) for k in (5, 5, 8, 3, 5, 10, 5, 5, 8, 3, 5)]
+    for i, (negative, total) in enumerate(calm):
+        assert not det.update(i * 2.0, negative, total)[-1].started
+    assert det.update(len(calm) * 2.0, 18, 32)[-1].started

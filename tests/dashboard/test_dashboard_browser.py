@@ -90,8 +90,10 @@ def pipeline(tmp_path_factory):
     # 24 s (12 windows) of calm before the episode. With 7 (a CI failure, session 4) the
     # first negative window (0.56) met a threshold of 0.72 and later ones a band the episode
     # had already widened. Replaying those counts through dashboard.bands, 12 calm windows
-    # bring the threshold to 0.59: fewer misses, not none (a partly negative first window
-    # can still fall short; the detector's early over-dispersion is the alerts module's).
+    # brought the threshold to 0.59. The cause was the detector's: the first window, 0 of
+    # 17 against the prior's 0.3, counted as over-dispersion. It now weighs a window by the
+    # data's share of the baseline, and the same replay meets the episode at 0.53
+    # (test_a_first_window_far_from_the_prior_does_not_mask_a_spike).
     stream = demo_stream(settings.data_dir, burst_at=int(24 * RATE), burst_len=int(10 * RATE))
     replay = write_jsonl(stream.rows, root / "stream.jsonl")  # 600 generated rows, 37.5 s
 
