@@ -150,8 +150,8 @@ def models_list(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"models in {registry.root}")
-    for col in ("", "version", "method", "topic acc / F1", "sentiment acc / F1"):
+    table = Table(title=f"models in {registry.root} (* champion)")
+    for col in ("version", "method", "topic acc / F1", "sentiment acc / F1"):
         table.add_column(col, no_wrap=True)
     for r in rows:
         cells = [
@@ -159,7 +159,9 @@ def models_list(
             f"{r['valid'].get(t, {}).get('macro_f1', '-')}"
             for t in ("topic", "sentiment")
         ]
-        table.add_row("*" if r["champion"] else "", r["version"], r["method"], *cells)
+        # The mark leads the version's cell: a narrow terminal squeezes a column of its own away.
+        mark = "*" if r["champion"] else " "
+        table.add_row(f"{mark} {r['version']}", r["method"], *cells)
     Console().print(table)
 
 

@@ -175,11 +175,14 @@ def test_score_cli_round_trip(cli, tiny_registry, tmp_path):
     assert json.loads(result.stdout.splitlines()[0])["id"] == 1
 
 
-def test_models_and_evaluate_cli(cli, tiny_registry, tmp_path):
+def test_models_and_evaluate_cli(cli, tiny_registry, tmp_path, monkeypatch):
     listed = cli("models", "list", "--json")
     assert listed.exit_code == 0
     rows = json.loads(listed.stdout)
     assert [r["champion"] for r in rows] == [True]
+    monkeypatch.setenv("COLUMNS", "60")  # a narrow terminal squeezes columns, not the mark
+    table = cli("models", "list").stdout
+    assert f"│ * {rows[0]['version'][:15]}" in table  # the version itself may be cut short
     assert cli("models", "promote", "nope").exit_code == 2
     data = tmp_path / "eval.csv"
     data.write_text("tweet,y\nshares fall loss weak,0\nrise beat,1\nflat steady,2\n")

@@ -160,3 +160,5 @@ def test_full_training_records_its_teacher(tiny_registry, tmp_path):
     info = train_model("full", settings, TrainData(data, data), epochs=1, progress=False)
     assert info.meta["notes"]["teacher"] == Registry(tiny_registry).champion_version()
     assert info.meta["train_settings"]["teacher"] == settings.train.teacher
+    card = (info.path / "MODEL_CARD.md").read_text()
+    assert f"Teacher (distilled from): `{info.meta['notes']['teacher']}`" in card
