@@ -15,13 +15,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-import keras
 import numpy as np
 from tokenizers import Tokenizer
+
+if TYPE_CHECKING:  # keras loads TensorFlow: only load_backbone needs it
+    import keras
 
 PAD_MULTIPLE = 8
 URL_PATTERN = r"https?://\S+"
@@ -58,6 +60,47 @@ def resolve_base(ref: str | Path | None) -> Path:
     except ImportError:
         raise BaseModelError(f"base model {ref!r} is not a directory (and no hub client)") from None
     return Path(snapshot_download(str(ref)))
+
+
+# The parameters of one HF BERT layer (``encoder.layer.{i}.{name}.weight`` / ``.bias``).
+BERT_LAYER_DENSE = (
+    "attention.self.query",
+    "attention.self.key",
+    "attention.self.value",
+    "attention.output.dense",
+    "intermediate.dense",
+    "output.dense",
+)
+BERT_LAYER_NORMS = ("attention.output.LayerNorm", "output.LayerNorm")
+
+
+def bert_config(
+    *,
+    vocab: int,
+    hidden: int,
+    layers: int,
+    heads: int,
+    intermediate: int,
+    positions: int,
+    types: int = 2,
+) -> dict[str, Any]:
+    """An HF ``config.json`` for a BERT encoder of this shape (GELU, the usual dropouts)."""
+    return {
+        "architectures": ["BertModel"],
+        "model_type": "bert",
+        "hidden_size": hidden,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "intermediate_size": intermediate,
+        "max_position_embeddings": positions,
+        "type_vocab_size": types,
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.1,
+        "attention_probs_dropout_prob": 0.1,
+        "layer_norm_eps": 1e-12,
+        "pad_token_id": 0,
+        "vocab_size": vocab,
+    }
 
 
 def load_tokenizer(path: Path, max_length: int) -> Tokenizer:

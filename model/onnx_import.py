@@ -16,33 +16,22 @@ from pathlib import Path
 
 import numpy as np
 
-from model.encoder import BaseModelError
-
-_LAYER_PARAMS = [
-    f"{module}.{kind}"
-    for module in (
-        "attention.self.query",
-        "attention.self.key",
-        "attention.self.value",
-        "attention.output.dense",
-        "attention.output.LayerNorm",
-        "intermediate.dense",
-        "output.dense",
-        "output.LayerNorm",
-    )
-    for kind in ("weight", "bias")
-]
+from model.encoder import BERT_LAYER_DENSE, BERT_LAYER_NORMS, BaseModelError, bert_config
 
 
 def _onnx_tensors(onnx_path: Path) -> dict[str, np.ndarray]:
     """HF parameter names -> arrays (linear weights as HF stores them: out x in)."""
     try:
         import onnx
+        from google.protobuf.message import DecodeError
         from onnx import numpy_helper
     except ImportError:
         raise BaseModelError("importing an ONNX model needs `pip install onnx`") from None
 
-    graph = onnx.load(str(onnx_path)).graph
+    try:
+        graph = onnx.load(str(onnx_path)).graph
+    except DecodeError as exc:
+        raise BaseModelError(f"{onnx_path} is not an ONNX model: {exc}") from None
     inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     adds: dict[str, list] = {}
     for node in graph.node:
@@ -51,9 +40,9 @@ def _onnx_tensors(onnx_path: Path) -> dict[str, np.ndarray]:
                 adds.setdefault(name, []).append(node)
     tensors = {k: v for k, v in inits.items() if not k.startswith("onnx::")}
     for node in graph.node:
-        if node.op_type != "MatMul" or not node.input[1].startswith("onnx::"):
-            continue
-        if node.input[1] not in inits:
+        if node.op_type != "MatMul" or not (
+            node.input[1].startswith("onnx::") and node.input[1] in inits
+        ):
             continue
         biases = [
             name
@@ -91,34 +80,28 @@ def import_onnx(onnx_path: Path, tokenizer: Path, out: Path, *, heads: int = 12)
     if hidden % heads:
         raise BaseModelError(f"hidden size {hidden} is not a multiple of {heads} heads")
     layers = 1 + max(int(k.split(".")[2]) for k in tensors if k.startswith("encoder.layer."))
-    missing = [
-        name
+    expected = (
+        f"encoder.layer.{i}.{module}.{kind}"
         for i in range(layers)
-        for name in (f"encoder.layer.{i}.{p}" for p in _LAYER_PARAMS)
-        if name not in tensors
-    ]
+        for module in BERT_LAYER_DENSE + BERT_LAYER_NORMS
+        for kind in ("weight", "bias")
+    )
+    missing = [name for name in expected if name not in tensors]
     if missing:
         raise BaseModelError(f"{onnx_path} lacks {len(missing)} parameters, e.g. {missing[0]}")
     # keras-hub's converter wants the pooler, which mean pooling never uses.
     tensors.setdefault("pooler.dense.weight", np.eye(hidden, dtype=np.float32))
     tensors.setdefault("pooler.dense.bias", np.zeros(hidden, dtype=np.float32))
-    config = {
-        "architectures": ["BertModel"],
-        "model_type": "bert",
-        "hidden_size": int(hidden),
-        "num_hidden_layers": layers,
-        "num_attention_heads": heads,
-        "intermediate_size": int(inter),
-        "max_position_embeddings": int(positions),
-        "type_vocab_size": int(types),
-        "vocab_size": int(vocab),
-        "hidden_act": "gelu",
-        "hidden_dropout_prob": 0.1,
-        "attention_probs_dropout_prob": 0.1,
-        "layer_norm_eps": 1e-12,
-        "pad_token_id": 0,
-        "source": str(onnx_path),
-    }
+    config = bert_config(
+        vocab=int(vocab),
+        hidden=int(hidden),
+        layers=layers,
+        heads=heads,
+        intermediate=int(inter),
+        positions=int(positions),
+        types=int(types),
+    )
+    config["source"] = str(onnx_path)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.astype(np.float32) for k, v in tensors.items()}, str(out / "model.safetensors"))

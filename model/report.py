@@ -65,15 +65,12 @@ def curves_png(path: Path, history: list[dict[str, float]]) -> None:
 
 def model_card(meta: dict[str, Any], metrics: dict[str, Any]) -> str:
     method = meta["method"]
+    teacher = meta.get("notes", {}).get("teacher")
     lines = [
         f"# Model card: {meta.get('version', '')} ({method})",
         "",
         f"- Base encoder: `{meta['base_model']}`",
-        *(
-            [f"- Teacher (distilled from): `{meta['notes']['teacher']}`"]
-            if meta.get("notes", {}).get("teacher")
-            else []
-        ),
+        *([f"- Teacher (distilled from): `{teacher}`"] if teacher else []),
         f"- Method: `{method}`; epochs run: {len(meta['history']) or 'n/a'}; "
         f"training time: {meta['train_seconds']} s",
         f"- Max length: {meta['max_length']} tokens; train rows {meta['train_rows']}, "

@@ -35,27 +35,13 @@ _WORDS = sorted(
 _CHARS = [chr(c) for c in range(ord("a"), ord("z") + 1)] + list("0123456789.,:;!?$%&'-/()@#")
 VOCAB = SPECIAL + _WORDS + _CHARS + ["##" + c for c in _CHARS]
 
-TINY_CONFIG = {
-    "architectures": ["BertModel"],
-    "model_type": "bert",
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
-    "max_position_embeddings": 128,
-    "type_vocab_size": 2,
-    "hidden_act": "gelu",
-    "hidden_dropout_prob": 0.1,
-    "attention_probs_dropout_prob": 0.1,
-    "layer_norm_eps": 1e-12,
-    "pad_token_id": 0,
-}
-
 
 def make_tiny_base(path: Path, seed: int = 0) -> Path:
     """Write a 2-layer, 32-wide BERT with a ~130-token vocabulary to ``path`` (HF format)."""
     from safetensors.numpy import save_file
     from tokenizers.implementations import BertWordPieceTokenizer
+
+    from model.encoder import BERT_LAYER_DENSE, BERT_LAYER_NORMS, bert_config
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -64,7 +50,9 @@ def make_tiny_base(path: Path, seed: int = 0) -> Path:
         str(path / "tokenizer.json")
     )
     (path / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True}))
-    config = {**TINY_CONFIG, "vocab_size": len(VOCAB)}
+    config = bert_config(
+        vocab=len(VOCAB), hidden=32, layers=2, heads=2, intermediate=64, positions=128
+    )
     (path / "config.json").write_text(json.dumps(config, indent=2))
 
     rng = np.random.default_rng(seed)
@@ -82,20 +70,14 @@ def make_tiny_base(path: Path, seed: int = 0) -> Path:
         "pooler.dense.weight": normal(h, h),
         "pooler.dense.bias": np.zeros(h, np.float32),
     }
-    shapes = {
-        "attention.self.query": (h, h),
-        "attention.self.key": (h, h),
-        "attention.self.value": (h, h),
-        "attention.output.dense": (h, h),
-        "intermediate.dense": (inter, h),
-        "output.dense": (h, inter),
-    }
+    shapes = {"intermediate.dense": (inter, h), "output.dense": (h, inter)}  # others: h x h
     for i in range(config["num_hidden_layers"]):
         p = f"encoder.layer.{i}."
-        for name, (out_dim, in_dim) in shapes.items():
+        for name in BERT_LAYER_DENSE:
+            out_dim, in_dim = shapes.get(name, (h, h))
             w[f"{p}{name}.weight"] = normal(out_dim, in_dim)
             w[f"{p}{name}.bias"] = np.zeros(out_dim, np.float32)
-        for ln in ("attention.output.LayerNorm", "output.LayerNorm"):
+        for ln in BERT_LAYER_NORMS:
             w[f"{p}{ln}.weight"] = np.ones(h, np.float32)
             w[f"{p}{ln}.bias"] = np.zeros(h, np.float32)
     save_file(w, str(path / "model.safetensors"))

@@ -80,3 +80,10 @@ def test_an_export_missing_layer_parameters_is_refused(tmp_path):
     _export_like_hf(weights, tmp_path / "model.onnx")
     with pytest.raises(BaseModelError, match=r"lacks 1 parameters, e.g. encoder.layer.1.output"):
         import_onnx(tmp_path / "model.onnx", base / "tokenizer.json", tmp_path / "out", heads=2)
+
+
+def test_a_file_that_is_not_onnx_is_refused(tmp_path):
+    base = make_tiny_base(tmp_path / "base")
+    (tmp_path / "junk.onnx").write_bytes(b"not a protobuf")
+    with pytest.raises(BaseModelError, match="is not an ONNX model"):
+        import_onnx(tmp_path / "junk.onnx", base / "tokenizer.json", tmp_path / "out", heads=2)
