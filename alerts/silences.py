@@ -1,5 +1,10 @@
 """Silences: Alertmanager-style label matchers over a time range.
 
+Regex matchers run on RE2 (``google-re2``), the engine Alertmanager itself uses: matching
+takes time linear in the label's length whatever the pattern, so a silence such as
+``key=~(A+)+$`` cannot stall alert listing or health checks. Constructs RE2 lacks
+(backreferences, lookaround) are refused when the silence is created.
+
 >>> m = parse_matcher("key=~AAPL|MSFT")
 >>> m.matches({"key": "MSFT"}), m.matches({"key": "MSFTX"})
 (True, False)
@@ -11,13 +16,32 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
+import re2
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from finpulse.contracts import Alert, UtcDatetime, utcnow
 
 LABELS = ("rule", "scope", "key", "severity", "detector")
+MAX_MATCHER_CHARS = 1000
+MAX_MATCHERS = 20
 _MATCHER = re.compile(r"^\s*([a-z_]+)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
+
+
+@lru_cache(maxsize=1024)
+def compile_regex(pattern: str) -> re2._Regexp:
+    """The RE2 program of ``pattern``; ``ValueError`` naming the problem if RE2 refuses it."""
+    options = re2.Options()
+    options.log_errors = False  # the error is raised to the caller, not printed
+    options.max_mem = 1 << 20  # program size bound: 1 MiB
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode(errors="replace")
+        raise ValueError(f"bad regular expression {pattern!r} ({reason})") from None
 
 
 @dataclass(frozen=True)
@@ -30,7 +54,7 @@ class Matcher:
         actual = labels.get(self.label, "")
         if self.op in ("=", "!="):
             return (actual == self.value) == (self.op == "=")
-        hit = re.fullmatch(self.value, actual) is not None
+        hit = compile_regex(self.value).fullmatch(actual) is not None
         return hit == (self.op == "=~")
 
     def __str__(self) -> str:
@@ -39,18 +63,21 @@ class Matcher:
 
 def parse_matcher(text: str) -> Matcher:
     """``label=value``, ``label!=value``, ``label=~regex`` or ``label!~regex``."""
+    if len(text) > MAX_MATCHER_CHARS:
+        raise ValueError(f"a matcher is at most {MAX_MATCHER_CHARS} characters")
     m = _MATCHER.match(text)
     if not m:
         raise ValueError(f"matcher {text!r} is not label=value, label!=value, label=~re, label!~re")
     label, op, value = m.groups()
+    value = value.strip("\"'")
     if label not in LABELS:
         raise ValueError(f"matcher label {label!r} unknown; use one of {', '.join(LABELS)}")
     if op in ("=~", "!~"):
         try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"matcher {text!r}: bad regular expression ({exc})") from None
-    return Matcher(label, op, value.strip("\"'"))
+            compile_regex(value)
+        except ValueError as exc:
+            raise ValueError(f"matcher {text!r}: {exc}") from None
+    return Matcher(label, op, value)
 
 
 def alert_labels(alert: Alert) -> dict[str, str]:
@@ -67,7 +94,7 @@ class Silence(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
-    matchers: list[str] = Field(min_length=1)
+    matchers: list[str] = Field(min_length=1, max_length=MAX_MATCHERS)
     starts_at: UtcDatetime = Field(default_factory=utcnow)
     ends_at: UtcDatetime
     comment: str = ""

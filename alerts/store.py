@@ -2,13 +2,19 @@
 
 One file, WAL mode, so the stream's engine writes while the API and CLI read. This module
 is also the lifecycle API the dashboard calls: list alerts, acknowledge, manage silences.
+
+Every write transaction takes the write lock first (``BEGIN IMMEDIATE``), so another
+process holding the file (a CLI ack, an ``sqlite3`` shell) only delays it: the lock is
+waited for and retried for up to ``lock_wait_s``, before anything in the transaction ran.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +24,8 @@ from typing import Any
 
 from alerts.silences import Silence
 from finpulse.contracts import Alert, AlertState, decode, encode, utcnow
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS detector_state (
@@ -34,10 +42,35 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, notifier TEXT NOT NULL, kind TEXT NOT NULL,
     alert TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL,
-    last_error TEXT, created_at REAL NOT NULL);
+    last_error TEXT, created_at REAL NOT NULL, alert_id TEXT);
 CREATE TABLE IF NOT EXISTS silences (
-    id TEXT PRIMARY KEY, body TEXT NOT NULL, ends_at REAL NOT NULL);
+    id TEXT PRIMARY KEY, body TEXT NOT NULL, ends_at REAL NOT NULL)
 """
+# Outboxes written before notifications were ordered per alert lack the alert_id column.
+_MIGRATIONS = {
+    ("outbox", "alert_id"): (
+        "ALTER TABLE outbox ADD COLUMN alert_id TEXT",
+        "UPDATE outbox SET alert_id = json_extract(alert, '$.id')",
+    ),
+}
+_INDEXES = "CREATE INDEX IF NOT EXISTS outbox_alert ON outbox (alert_id, notifier, id)"
+# An item is due only as the oldest one left for its alert and notifier: a resolve is never
+# sent before the firing notification it follows, even while that one is being retried.
+_DUE = """
+SELECT id, notifier, kind, alert, attempts, last_error FROM outbox AS o
+WHERE next_attempt_at <= ? AND NOT EXISTS (
+    SELECT 1 FROM outbox AS p WHERE p.alert_id = o.alert_id AND p.notifier = o.notifier
+    AND p.id < o.id)
+ORDER BY id LIMIT ?
+"""
+
+
+class StateLocked(sqlite3.OperationalError):
+    """Another process held the alert state's write lock for longer than ``lock_wait_s``."""
+
+
+class CorruptState(sqlite3.DatabaseError):
+    """The alert state file is not a readable SQLite database."""
 
 
 @dataclass(frozen=True)
@@ -70,45 +103,113 @@ def _dt(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 class AlertStore:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self, path: str | Path, *, busy_timeout_s: float = 5.0, lock_wait_s: float = 120.0
+    ) -> None:
         path = Path(path)
+        self.path = path
         if str(path) != ":memory:":
             path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), timeout=10.0, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._lock_wait_s = lock_wait_s
         self._lock = threading.RLock()
         self._depth = 0
+        # Autocommit mode: transaction() alone begins and ends transactions.
+        self._db = sqlite3.connect(
+            str(path), timeout=busy_timeout_s, check_same_thread=False, isolation_level=None
+        )
+        try:
+            self._retry_locked(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            with self.transaction():
+                for statement in _SCHEMA.split(";"):
+                    self._db.execute(statement)
+                self._migrate()
+                self._db.execute(_INDEXES)
+        except StateLocked:
+            self._db.close()
+            raise
+        except sqlite3.OperationalError as exc:  # e.g. unable to open the file
+            self._db.close()
+            raise sqlite3.OperationalError(f"alert state {path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise CorruptState(
+                f"alert state {path} is not a readable SQLite database ({exc}); move it aside "
+                f"(mv {path} {path}.corrupt) and start again: alert history and detector "
+                "baselines then start afresh"
+            ) from None
+
+    def _migrate(self) -> None:
+        for (table, column), statements in _MIGRATIONS.items():
+            columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in columns:
+                for statement in statements:
+                    self._db.execute(statement)
 
     def close(self) -> None:
         self._db.close()
 
+    def _retry_locked(self, step: Any) -> Any:
+        """Run ``step``, waiting out another process's lock for up to ``lock_wait_s``.
+
+        Each try already waits the connection's busy timeout; between tries a warning says
+        who is waiting, so a stuck lock is visible rather than a silent stall.
+        """
+        deadline = time.monotonic() + self._lock_wait_s
+        while True:
+            try:
+                return step()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise StateLocked(
+                        f"alert state {self.path} stayed locked by another process for over "
+                        f"{self._lock_wait_s:.0f} s ({exc})"
+                    ) from None
+                log.warning("alert state %s is locked by another process; retrying", self.path)
+                time.sleep(0.05)
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Group writes into one commit; nested uses join the outer one."""
+        """Group writes into one commit; nested uses join the outer one.
+
+        The outer one takes the write lock before its body runs, so a lock held elsewhere
+        delays the body (bounded, see ``_retry_locked``) and never fails it halfway.
+        """
         with self._lock:
+            if self._depth == 0:
+                self._retry_locked(lambda: self._db.execute("BEGIN IMMEDIATE"))
             self._depth += 1
             try:
                 yield
+                if self._depth == 1:
+                    self._db.execute("COMMIT")
             except BaseException:
-                if self._depth == 1:
-                    self._db.rollback()
+                if self._depth == 1 and self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            else:
-                if self._depth == 1:
-                    self._db.commit()
             finally:
                 self._depth -= 1
 
     def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        """A write, in the current transaction or one of its own."""
         with self.transaction():
             return self._db.execute(sql, args)
 
+    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        """A read: WAL readers never wait for a writer, so no write lock is taken."""
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
     # -- detector state --------------------------------------------------------------
     def load_states(self) -> dict[tuple[str, str], dict[str, Any]]:
-        rows = self._exec("SELECT rule, key, state FROM detector_state").fetchall()
+        rows = self._query("SELECT rule, key, state FROM detector_state")
         return {(r, k): json.loads(s) for r, k, s in rows}
 
     def save_state(self, rule: str, key: str, state: dict[str, Any]) -> None:
@@ -139,10 +240,10 @@ class AlertStore:
         return AlertRecord(decode(Alert, body), _dt(acked_at), acked_by, comment)
 
     def get_alert(self, alert_id: str) -> AlertRecord | None:
-        row = self._exec(
+        rows = self._query(
             "SELECT body, acked_at, acked_by, ack_comment FROM alerts WHERE id = ?", (alert_id,)
-        ).fetchone()
-        return None if row is None else self._record(row)
+        )
+        return self._record(rows[0]) if rows else None
 
     def list_alerts(
         self,
@@ -165,7 +266,7 @@ class AlertStore:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY started_at DESC, id LIMIT ?"
-        return [self._record(r) for r in self._exec(sql, (*args, limit)).fetchall()]
+        return [self._record(r) for r in self._query(sql, (*args, limit))]
 
     def acknowledge(
         self, alert_id: str, by: str, comment: str = "", at: datetime | None = None
@@ -183,11 +284,11 @@ class AlertStore:
 
     # -- deliveries (what each notifier was last told) -------------------------------
     def last_sent(self, alert_id: str, notifier: str, kind: AlertState) -> datetime | None:
-        row = self._exec(
+        rows = self._query(
             "SELECT sent_at FROM deliveries WHERE alert_id = ? AND notifier = ? AND kind = ?",
             (alert_id, notifier, str(kind)),
-        ).fetchone()
-        return None if row is None else _dt(row[0])
+        )
+        return _dt(rows[0][0]) if rows else None
 
     def mark_sent(self, alert_id: str, notifier: str, kind: AlertState, at: datetime) -> None:
         self._exec(
@@ -198,17 +299,14 @@ class AlertStore:
     # -- outbox ----------------------------------------------------------------------
     def enqueue(self, notifier: str, alert: Alert, at: datetime) -> None:
         self._exec(
-            "INSERT INTO outbox (notifier, kind, alert, next_attempt_at, created_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (notifier, str(alert.state), encode(alert).decode(), _ts(at), _ts(at)),
+            "INSERT INTO outbox (notifier, kind, alert, next_attempt_at, created_at, alert_id) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (notifier, str(alert.state), encode(alert).decode(), _ts(at), _ts(at), alert.id),
         )
 
     def due(self, at: datetime, limit: int = 100) -> list[OutboxItem]:
-        rows = self._exec(
-            "SELECT id, notifier, kind, alert, attempts, last_error FROM outbox "
-            "WHERE next_attempt_at <= ? ORDER BY id LIMIT ?",
-            (_ts(at), limit),
-        ).fetchall()
+        """Items to send now, oldest first, at most one per alert and notifier (in order)."""
+        rows = self._query(_DUE, (_ts(at), limit))
         return [
             OutboxItem(i, n, AlertState(k), decode(Alert, a), attempts, err)
             for i, n, k, a, attempts, err in rows
@@ -225,7 +323,7 @@ class AlertStore:
         )
 
     def outbox_size(self) -> int:
-        return int(self._exec("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        return int(self._query("SELECT COUNT(*) FROM outbox")[0][0])
 
     # -- silences --------------------------------------------------------------------
     def add_silence(self, silence: Silence) -> Silence:
@@ -237,7 +335,10 @@ class AlertStore:
 
     def list_silences(self, active_at: datetime | None = None) -> list[Silence]:
         """All silences, or those active at ``active_at``; soonest ending first."""
-        rows = self._exec("SELECT body FROM silences ORDER BY ends_at, id").fetchall()
+        ended = -1.0 if active_at is None else _ts(active_at)  # skip the expired ones in SQL
+        rows = self._query(
+            "SELECT body FROM silences WHERE ends_at > ? ORDER BY ends_at, id", (ended,)
+        )
         silences = [Silence.model_validate_json(b) for (b,) in rows]
         return [s for s in silences if active_at is None or s.active(active_at)]
 
