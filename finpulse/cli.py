@@ -20,7 +20,7 @@ from finpulse.settings import ConfigError, to_toml
 from ingest.cli import register as register_ingest
 from model.cli import bench_score
 from model.cli import register as register_model
-from stream.cli import bench_pipeline
+from stream.cli import bench_faults, bench_pipeline
 from stream.cli import register as register_stream
 
 app = typer.Typer(
@@ -75,6 +75,7 @@ for register in (
 app.add_typer(bench_app, name="bench")
 bench_app.command("score")(bench_score)
 bench_app.command("pipeline")(bench_pipeline)
+bench_app.command("faults")(bench_faults)
 
 
 def main() -> None:

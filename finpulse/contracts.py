@@ -50,6 +50,17 @@ TRACKING_PARAMS = frozenset(
 )
 
 
+# Bounds every stage can rely on. An id is an Elasticsearch document id (at most 512 bytes);
+# text is bounded so a scored article always fits one Kafka message (1 MB by default) with
+# room for its scores: a story's body is a few kilobytes, and the model reads 500 characters.
+MAX_ID_BYTES = 512
+MAX_TITLE_CHARS = 2_000
+MAX_BODY_BYTES = 200_000
+MAX_URL_CHARS = 4_096
+MAX_TICKERS = 64
+MAX_TICKER_CHARS = 32
+
+
 class ContractError(ValueError):
     """A message that does not satisfy its contract; ``field`` says which part is wrong."""
 
@@ -147,16 +158,31 @@ class _Message(BaseModel):
         return v
 
 
+def _id_bytes(v: str) -> str:
+    if len(v.encode()) > MAX_ID_BYTES:
+        raise ValueError(f"id is {len(v.encode())} bytes; at most {MAX_ID_BYTES} are allowed")
+    return v
+
+
+def _body_bytes(v: str) -> str:
+    if len(v.encode()) > MAX_BODY_BYTES:
+        raise ValueError(
+            f"body is {len(v.encode())} bytes; at most {MAX_BODY_BYTES} are allowed (cut it "
+            "at the source: the model reads only its first 500 characters)"
+        )
+    return v
+
+
 class Article(_Message):
-    id: str = Field(min_length=1)
-    source: str = Field(min_length=1)
-    url: str | None = None
-    title: str = Field(min_length=1)
-    body: str = ""
+    id: Annotated[str, AfterValidator(_id_bytes)] = Field(min_length=1)
+    source: str = Field(min_length=1, max_length=256)
+    url: str | None = Field(default=None, max_length=MAX_URL_CHARS)
+    title: str = Field(min_length=1, max_length=MAX_TITLE_CHARS)
+    body: Annotated[str, AfterValidator(_body_bytes)] = ""
     published_at: UtcDatetime
     fetched_at: UtcDatetime = Field(default_factory=utcnow)
-    lang: str = "en"
-    tickers: list[str] = Field(default_factory=list)
+    lang: str = Field(default="en", max_length=16)
+    tickers: list[str] = Field(default_factory=list, max_length=MAX_TICKERS)
 
     @field_validator("url")
     @classmethod
@@ -166,7 +192,10 @@ class Article(_Message):
     @field_validator("tickers")
     @classmethod
     def _upper_unique(cls, v: list[str]) -> list[str]:
-        return sorted({t.strip().lstrip("$").upper() for t in v if t.strip().lstrip("$")})
+        tickers = {t.strip().lstrip("$").upper() for t in v if t.strip().lstrip("$")}
+        if too_long := [t for t in tickers if len(t) > MAX_TICKER_CHARS]:
+            raise ValueError(f"ticker {too_long[0][:40]!r} is longer than {MAX_TICKER_CHARS}")
+        return sorted(tickers)
 
     @classmethod
     def create(

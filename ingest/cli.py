@@ -6,25 +6,32 @@ import asyncio
 import json
 import logging
 import signal
+from collections.abc import Coroutine
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 from prometheus_client import CollectorRegistry, start_http_server
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from finpulse.context import settings_from
 from finpulse.contracts import Article
+from finpulse.logrepeat import quiet_repeats
 from finpulse.settings import Settings
+from ingest.config import IngestSettings
 from ingest.crawler import Crawler, PollStats
 from ingest.normalise import RawItem
-from ingest.sinks.kafka_sink import KafkaSink
+from ingest.presets import GROUPS, PRESETS, Preset, PresetError, member_names, problem
+from ingest.sinks.kafka_sink import KafkaSink, KafkaUnavailable
 from ingest.sources.replay import ReplayOptions, read_rows
 
 err = Console(stderr=True)
+out = Console()
+T = TypeVar("T")
 
 
 def register(app: typer.Typer) -> None:
@@ -39,6 +46,8 @@ def _logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("kafka").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    if not verbose:
+        quiet_repeats()
 
 
 def _kafka_sink(settings: Settings, registry: CollectorRegistry, topic: str | None) -> KafkaSink:
@@ -73,7 +82,24 @@ def _report(stats: list[PollStats]) -> None:
 
 def _report_spool(sink: KafkaSink) -> None:
     if sink.spooled:
-        err.print(f"[red]{sink.spooled} undeliverable articles kept in {sink.spool_path}[/red]")
+        err.print(
+            f"[red]error:[/red] Kafka at {sink.kafka.bootstrap_servers} did not take "
+            f"{sink.spooled} articles; they are kept in {sink.spool_path} and sent first by "
+            "the next crawl or replay"
+        )
+
+
+def _run(main: Coroutine[Any, Any, T], sink: KafkaSink) -> T:
+    """Run the ingest loop: an unreachable broker or Ctrl-C ends it with one line, exit 1/130."""
+    try:
+        return asyncio.run(main)
+    except KafkaUnavailable as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        _report_spool(sink)
+        err.print(f"interrupted: {sink.delivered} articles delivered to {sink.topic}")
+        raise typer.Exit(130) from None
 
 
 def crawl(
@@ -81,30 +107,107 @@ def crawl(
     once: Annotated[
         bool, typer.Option("--once", help="One pass over all sources, then exit.")
     ] = False,
+    preset: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--preset",
+            "-p",
+            help="Crawl this preset (or group, e.g. financial) instead of ingest.sources; "
+            "repeatable. --list-presets shows them.",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Show what would be fetched, poll once, deliver and remember nothing. "
+            "Exit 0: every source answered; 1: some failed or were skipped; 2: bad config.",
+        ),
+    ] = False,
+    list_presets: Annotated[
+        bool, typer.Option("--list-presets", help="List the presets and exit.")
+    ] = False,
     topic: Annotated[
         str | None, typer.Option(help="Kafka topic (default: kafka.raw_topic).")
     ] = None,
     metrics: Annotated[bool, typer.Option(help="Serve metrics on ingest.metrics_port.")] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Crawl the sources listed under ingest.sources into Kafka (continuously, or --once)."""
+    """Crawl the sources listed under ingest.sources (or --preset) into Kafka."""
+    if list_presets:
+        out.print(_presets_table())
+        return
     _logging(verbose)
     settings = settings_from(ctx)
-    if not any(s.enabled for s in settings.ingest.sources):
-        err.print("[red]error:[/red] no sources configured: add [[ingest.sources]] to the config")
+    try:
+        ingest, skipped = _with_presets(settings.ingest, preset or [], lenient=dry_run)
+    except (PresetError, ValidationError) as exc:
+        err.print(f"[red]error:[/red] {_one_line(exc)}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    if not any(s.enabled for s in ingest.sources) and not skipped:
+        err.print(
+            "[red]error:[/red] no sources configured: add [[ingest.sources]] to the config "
+            "or name one with --preset (see --list-presets)"
+        )
         raise typer.Exit(2)
+    if dry_run:
+        raise typer.Exit(_dry_run(ingest, skipped, verbose))
+    settings = settings.model_copy(update={"ingest": ingest})
     registry = CollectorRegistry()
     if metrics:
-        start_http_server(settings.ingest.metrics_port, settings.ingest.metrics_host, registry)
-        err.print(
-            f"metrics on http://{settings.ingest.metrics_host}:{settings.ingest.metrics_port}/"
-        )
+        start_http_server(ingest.metrics_port, ingest.metrics_host, registry)
+        err.print(f"metrics on http://{ingest.metrics_host}:{ingest.metrics_port}/")
     sink = _kafka_sink(settings, registry, topic)
     stats = asyncio.run(_crawl(settings, sink, registry, once))
     _report(stats)
     _report_spool(sink)
     if sink.spooled or any(s.undelivered for s in stats):
         raise typer.Exit(1)
+
+
+def _with_presets(
+    ingest: IngestSettings, names: list[str], *, lenient: bool
+) -> tuple[IngestSettings, dict[str, str]]:
+    """Settings whose sources are the named presets; with ``lenient``, presets whose
+    requirements are unmet are left out and returned with the reason instead of failing."""
+    if not names:
+        return ingest, {}
+    members = member_names(names)
+    skipped = {n: r for n in members if lenient and (r := problem(PRESETS[n], ingest))}
+    data = ingest.model_dump(exclude={"sources"})
+    sources = [f"preset:{n}" for n in members if n not in skipped]
+    return IngestSettings.model_validate({**data, "sources": sources}), skipped
+
+
+def _one_line(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+    return str(exc)
+
+
+def _dry_run(ingest: IngestSettings, skipped: dict[str, str], verbose: bool) -> int:
+    from ingest.dry_run import trial
+
+    if not verbose:  # the report below gives each source's errors once
+        logging.getLogger("ingest").setLevel(logging.ERROR)
+    stats = asyncio.run(trial(ingest, out)) if ingest.sources else []
+    for reason in skipped.values():
+        out.print(f"[yellow]- skipped[/yellow] {reason}")
+    return 1 if skipped or any(s.failed for s in stats) else 0
+
+
+def _presets_table() -> Table:
+    def needs(p: Preset) -> list[str]:
+        return [x for x in (p.needs_contact and "ingest.contact", p.api_key and "API key") if x]
+
+    table = Table("preset", "yields", "every", "terms", "needs", title="presets")
+    for p in PRESETS.values():
+        per = " per ticker" if p.per_ticker else ""
+        table.add_row(p.name, p.yields, f"{p.interval_s:g}s{per}", p.terms, ", ".join(needs(p)))
+    for group, members in GROUPS.items():
+        group_needs = {x for m in members for x in needs(PRESETS[m])}
+        table.add_row(group, "group: " + ", ".join(members), "", "", ", ".join(sorted(group_needs)))
+    return table
 
 
 async def _crawl(
@@ -179,7 +282,7 @@ def replay(
     registry = CollectorRegistry()
     sink = _kafka_sink(settings, registry, topic)
     total = sum(1 for _ in read_rows(file, options.format))
-    stats = asyncio.run(_replay(settings, sink, registry, options, total, labels_out))
+    stats = _run(_replay(settings, sink, registry, options, total, labels_out), sink)
     _report([stats])
     _report_spool(sink)
     err.print(f"replayed {stats.produced} articles from {file} to {sink.topic}")

@@ -27,9 +27,11 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from finpulse.contracts import Evidence, RateWindow, Scope, ScoredArticle, Sentiment
+from finpulse.contracts import Evidence, RateWindow, Scope, ScoredArticle, Sentiment, utcnow
 
 ScopeKey = tuple[Scope, str]
+# Where a scope's keys beyond ``max_keys`` in one window are counted.
+OTHER_KEY = "(other)"
 
 
 def window_bounds(ts: datetime, window_s: int) -> tuple[datetime, datetime]:
@@ -69,28 +71,49 @@ class RateCounter:
     """Counts a batch into per-window deltas, leaving out articles too late to matter.
 
     The watermark is the newest event time seen; anything older than it by more than
-    ``lateness_s`` is skipped (and counted in :attr:`late`).
+    ``lateness_s`` is skipped (and counted in :attr:`late`). An event time more than
+    ``future_s`` ahead of the wall clock is a bad date (a story "published" in 2099): it is
+    counted at that limit instead (:attr:`clamped`), so it cannot drag the watermark ahead
+    and make every real article late. Each scope counts at most ``max_keys`` distinct keys
+    per window; further keys go to :data:`OTHER_KEY`, so thousands of tickers cannot flood
+    ``news.rates`` and the alert engine with one window each.
     """
 
-    def __init__(self, window_s: int, evidence_size: int = 5, lateness_s: int = 3600) -> None:
+    def __init__(
+        self,
+        window_s: int,
+        evidence_size: int = 5,
+        lateness_s: int = 3600,
+        *,
+        future_s: int = 300,
+        max_keys: int = 1000,
+    ) -> None:
         if window_s < 1:
             raise ValueError(f"window_s must be >= 1, got {window_s}")
-        if evidence_size < 0 or lateness_s < 0:
-            raise ValueError("evidence_size and lateness_s must be >= 0")
+        if evidence_size < 0 or lateness_s < 0 or future_s < 0:
+            raise ValueError("evidence_size, lateness_s and future_s must be >= 0")
+        if max_keys < 1:
+            raise ValueError(f"max_keys must be >= 1, got {max_keys}")
         self.window_s, self.evidence_size, self.lateness_s = window_s, evidence_size, lateness_s
+        self.future_s, self.max_keys = future_s, max_keys
         self.watermark: datetime | None = None
-        self.late = 0
+        self.late = self.clamped = 0
+        self._keys: dict[tuple[Scope, datetime], set[str]] = {}
 
-    def count(self, articles: Sequence[ScoredArticle]) -> list[RateWindow]:
+    def count(
+        self, articles: Sequence[ScoredArticle], now: datetime | None = None
+    ) -> list[RateWindow]:
         if not articles:
             return []
-        newest = max(event_time(a) for a in articles)
+        limit = (now or utcnow()) + timedelta(seconds=self.future_s)
+        times = [self._event_time(a, limit) for a in articles]
+        newest = max(times)
         if self.watermark is None or newest > self.watermark:
             self.watermark = newest
         horizon = self.watermark - timedelta(seconds=self.lateness_s)
+        self._forget_keys_before(horizon)
         deltas: dict[tuple[Scope, str, datetime], RateWindow] = {}
-        for a in articles:
-            ts = event_time(a)
+        for a, ts in zip(articles, times, strict=True):
             if ts < horizon:
                 self.late += 1
                 continue
@@ -106,10 +129,34 @@ class RateCounter:
                 negative=int(negative), evidence=evidence,
             )  # fmt: skip
             for scope, key in a.scope_keys():
+                key = self._capped(scope, key, start)
                 k = (scope, key, start)
                 mine = one.model_copy(update={"scope": scope, "key": key})
                 deltas[k] = merge(deltas[k], mine, self.evidence_size) if k in deltas else mine
         return list(deltas.values())
+
+    def _event_time(self, article: ScoredArticle, limit: datetime) -> datetime:
+        ts = event_time(article)
+        if ts > limit:
+            self.clamped += 1
+            return limit
+        return ts
+
+    def _capped(self, scope: Scope, key: str, start: datetime) -> str:
+        if scope == Scope.GLOBAL:
+            return key
+        seen = self._keys.setdefault((scope, start), set())
+        if key in seen:
+            return key
+        if len(seen) >= self.max_keys:
+            return OTHER_KEY
+        seen.add(key)
+        return key
+
+    def _forget_keys_before(self, horizon: datetime) -> None:
+        cutoff = horizon - timedelta(seconds=self.window_s)
+        for k in [k for k in self._keys if k[1] < cutoff]:
+            del self._keys[k]
 
 
 class KeyWindows:
@@ -145,8 +192,11 @@ class KeyWindows:
 class RateAggregator:
     """Counting and folding in one process (the embedded runner's rates)."""
 
-    def __init__(self, window_s: int, evidence_size: int = 5, lateness_s: int = 3600) -> None:
-        self.counter = RateCounter(window_s, evidence_size, lateness_s)
+    def __init__(
+        self, window_s: int, evidence_size: int = 5, lateness_s: int = 3600, **limits: int
+    ) -> None:
+        """``limits``: :class:`RateCounter`'s ``future_s`` and ``max_keys``."""
+        self.counter = RateCounter(window_s, evidence_size, lateness_s, **limits)
         self.keys: dict[ScopeKey, KeyWindows] = {}
 
     def add(self, articles: Sequence[ScoredArticle]) -> list[RateWindow]:
@@ -170,9 +220,14 @@ class RateAggregator:
 
     @classmethod
     def from_dict(
-        cls, data: dict[str, Any], window_s: int, evidence_size: int = 5, lateness_s: int = 3600
+        cls,
+        data: dict[str, Any],
+        window_s: int,
+        evidence_size: int = 5,
+        lateness_s: int = 3600,
+        **limits: int,
     ) -> RateAggregator:
-        agg = cls(window_s, evidence_size, lateness_s)
+        agg = cls(window_s, evidence_size, lateness_s, **limits)
         if data.get("watermark"):
             agg.counter.watermark = datetime.fromisoformat(data["watermark"])
         for name, state in data.get("keys", {}).items():

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from kafka.errors import KafkaError
 from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 from rich.console import Console
 
 from finpulse.context import settings_from
+from finpulse.logrepeat import quiet_repeats
 from finpulse.settings import Settings
 from stream.deadletter import JsonlDeadLetters
 from stream.embedded import EmbeddedRunner, RunStats
 from stream.metrics import StreamMetrics
 from stream.scoring import BatchScorer, NoModelError, RegistryModels
 from stream.sinks.sqlite import SqliteStore
+from stream.state import StateError, StateLock
 from stream.worker import RatesTopicError, alerting_from, run_alerter, run_worker
 from stream.writer import StoreWriter
 
@@ -52,7 +56,7 @@ def worker(
         settings.metrics.port = web_port
     try:
         run_worker(settings, model=model, loglevel=loglevel)
-    except NoModelError as exc:
+    except (NoModelError, KafkaError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
 
@@ -67,7 +71,7 @@ def alerter(
     """Run the cluster's one alert engine on news.rates (exactly one beside the workers)."""
     try:
         run_alerter(settings_from(ctx), port=web_port, loglevel=loglevel)
-    except RatesTopicError as exc:
+    except (RatesTopicError, StateError, KafkaError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
 
@@ -98,6 +102,7 @@ def run(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    quiet_repeats()
     settings = settings_from(ctx)
     try:
         stats = asyncio.run(
@@ -110,7 +115,7 @@ def run(
                 alerts=alerts,
             )
         )
-    except NoModelError as exc:
+    except (NoModelError, StateError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     err.print(
@@ -133,63 +138,76 @@ async def run_embedded(
     """Run until the replay ends, or until SIGINT/SIGTERM when crawling.
 
     Rate windows are saved beside the SQLite store (``<store>.rates.json``) and alert state
-    in ``alerts.state_db``, so a restarted run carries on where the last one stopped.
+    in ``alerts.state_db``, so a restarted run carries on where the last one stopped. Both
+    are locked for the run (:class:`StateLock`): a second runner on them raises
+    :class:`StateError` instead of overwriting this one's windows.
     """
     from ingest.crawler import Crawler
     from ingest.sinks.base import CallbackSink
     from ingest.sources.replay import ReplayOptions
 
-    s = settings.stream
-    metrics = StreamMetrics(registry)
-    scorer = BatchScorer(
-        RegistryModels(settings.model, pin=model), metrics, check_every_s=s.model_check_s
-    )
-    store = SqliteStore(settings.store.sqlite_path)
-    letters = JsonlDeadLetters(s.deadletter_path)
-    writer = StoreWriter(
-        store,
-        metrics,
-        letters,
-        retry_initial_s=s.store_retry_initial_s,
-        retry_max_s=s.store_retry_max_s,
-    )
-    alerting = alerting_from(settings, registry) if alerts else None
-    runner = EmbeddedRunner(
-        s,
-        scorer,
-        writer,
-        metrics,
-        letters,
-        alerts=alerting,
-        rates_state=settings.store.sqlite_path.with_suffix(".rates.json"),
-    )
-    sources = [ReplayOptions(path=replay, rate=rate, time_column=time_column)] if replay else None
-    crawler = Crawler(settings.ingest, CallbackSink(runner.put), sources=sources, registry=registry)
-
-    async def feed() -> None:
-        async with crawler:
-            if replay:
-                await crawler.run_once()
-                return
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            await crawler.run_forever(stop)
-
-    if serve_metrics:
-        server, _ = start_http_server(
-            settings.metrics.port, addr=settings.metrics.host, registry=registry
+    with _lock_state(settings, alerts=alerts):
+        s = settings.stream
+        metrics = StreamMetrics(registry)
+        scorer = BatchScorer(
+            RegistryModels(settings.model, pin=model), metrics, check_every_s=s.model_check_s
         )
-    try:
-        return await runner.run(feed())
-    finally:
-        if alerting is not None:
-            await alerting.close()
-        store.close()
+        store = SqliteStore(settings.store.sqlite_path)
+        letters = JsonlDeadLetters(s.deadletter_path)
+        writer = StoreWriter(
+            store,
+            metrics,
+            letters,
+            retry_initial_s=s.store_retry_initial_s,
+            retry_max_s=s.store_retry_max_s,
+        )
+        alerting = alerting_from(settings, registry) if alerts else None
+        runner = EmbeddedRunner(
+            s,
+            scorer,
+            writer,
+            metrics,
+            letters,
+            alerts=alerting,
+            rates_state=settings.store.sqlite_path.with_suffix(".rates.json"),
+        )
+        sources = replay and [ReplayOptions(path=replay, rate=rate, time_column=time_column)]
+        sink = CallbackSink(runner.put)
+        crawler = Crawler(settings.ingest, sink, sources=sources, registry=registry)
+
+        async def feed() -> None:
+            async with crawler:
+                if replay:
+                    await crawler.run_once()
+                    return
+                stop = asyncio.Event()
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.add_signal_handler(sig, stop.set)
+                await crawler.run_forever(stop)
+
         if serve_metrics:
-            server.shutdown()
-            server.server_close()
+            server, _ = start_http_server(
+                settings.metrics.port, addr=settings.metrics.host, registry=registry
+            )
+        try:
+            return await runner.run(feed())
+        finally:
+            if alerting is not None:
+                await alerting.close()
+            store.close()
+            if serve_metrics:
+                server.shutdown()
+                server.server_close()
+
+
+def _lock_state(settings: Settings, *, alerts: bool) -> contextlib.ExitStack:
+    """Hold the store's and the alert database's locks until the returned stack closes."""
+    paths = [settings.store.sqlite_path, *([settings.alerts.state_db] if alerts else [])]
+    with contextlib.ExitStack() as locks:
+        for path in dict.fromkeys(paths):
+            locks.enter_context(StateLock(path))
+        return locks.pop_all()
 
 
 def bench_pipeline(
@@ -204,3 +222,19 @@ def bench_pipeline(
 
     bench_main(settings_from(ctx), n=n, workers=[int(w) for w in workers.split(",")],
                embedded=embedded, model=model)  # fmt: skip
+
+
+def bench_faults(
+    ctx: typer.Context,
+    scenario: Annotated[
+        str | None, typer.Option(help="Run only this scenario (default: all of them).")
+    ] = None,
+) -> None:
+    """Crash, outage and poison scenarios on the real services; print JSON, exit 1 on a loss."""
+    from stream.bench_faults import SCENARIOS
+    from stream.bench_faults import main as faults_main
+
+    if scenario is not None and scenario not in SCENARIOS:
+        err.print(f"[red]error:[/red] no scenario {scenario!r}; one of: {', '.join(SCENARIOS)}")
+        raise typer.Exit(2)
+    raise typer.Exit(faults_main(settings_from(ctx), scenario))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,6 +30,11 @@ class StreamSettings(BaseModel):
     # An article older than this behind the newest one seen still counts; older ones are
     # indexed but left out of the rates, so a re-crawl of old news cannot reopen old windows.
     lateness_s: int = Field(default=3600, ge=0)
+    # An event time further than this ahead of the clock is a bad date: counted at the limit,
+    # so it cannot move the watermark (and make every real article "late").
+    future_s: int = Field(default=300, ge=0)
+    # Distinct keys per scope (topic, source, ticker) per window; the rest count as "(other)".
+    max_keys_per_scope: int = Field(default=1000, ge=1)
     # Store writes: bounded bulk requests; an outage backs off up to store_retry_max_s.
     store_bulk_size: int = Field(default=500, ge=1)
     store_retry_initial_s: float = Field(default=0.5, gt=0)
@@ -42,3 +48,8 @@ class StreamSettings(BaseModel):
     alert_tick_s: float = Field(default=5.0, gt=0)
     # /metrics of `finpulse alerter` (the single alert engine beside the workers).
     alerter_port: int = Field(default=18003, ge=0, le=65535)
+
+    def rate_args(self) -> tuple[tuple[int, int, int], dict[str, Any]]:
+        """The positional and keyword arguments of ``RateCounter``/``RateAggregator``."""
+        limits = {"future_s": self.future_s, "max_keys": self.max_keys_per_scope}
+        return (self.window_s, self.evidence_size, self.lateness_s), limits

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -35,6 +35,7 @@ class Reason(StrEnum):
     INVALID = "invalid"  # JSON that breaks the message contract
     SCORING_FAILED = "scoring_failed"  # the model could not score it
     STORE_REJECTED = "store_rejected"  # the store refused the document for good
+    UNDELIVERABLE = "undeliverable"  # its output cannot be produced (e.g. over the size limit)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,14 @@ class DeadLetter:
     partition: int | None = None
     offset: int | None = None
     key: bytes | None = None
+
+    def capped(self, max_bytes: int) -> DeadLetter:
+        """This letter with its original cut to ``max_bytes``, so the letter itself can be
+        produced; the error says how long the original was."""
+        if len(self.original) <= max_bytes:
+            return self
+        error = f"{self.error} [original {len(self.original)} bytes, kept the first {max_bytes}]"
+        return replace(self, original=self.original[:max_bytes], error=error)
 
     def headers(self) -> list[tuple[str, bytes]]:
         fields = {"reason": self.reason.value, "error": self.error[:1000], "topic": self.topic,

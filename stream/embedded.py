@@ -165,6 +165,7 @@ class EmbeddedRunner:
 
 def _load_rates(path: Path | None, s: StreamSettings) -> RateAggregator:
     data = read_state(path)
+    args, limits = s.rate_args()
     if data is None:
-        return RateAggregator(s.window_s, s.evidence_size, s.lateness_s)
-    return RateAggregator.from_dict(data, s.window_s, s.evidence_size, s.lateness_s)
+        return RateAggregator(*args, **limits)
+    return RateAggregator.from_dict(data, *args, **limits)

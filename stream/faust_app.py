@@ -22,6 +22,7 @@ with the reason in headers and the original bytes as the value; the agents keep 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import faust
+from faust.exceptions import ProducerSendError
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
@@ -76,6 +78,8 @@ def _faust_app(
         broker_request_timeout=max(k.request_timeout_s, 30.0),
         broker_session_timeout=min(k.request_timeout_s, 30.0),
         producer_linger=k.producer_linger_s,
+        # New topics and partitions are found within this, not Faust's default 5 minutes.
+        consumer_metadata_max_age_ms=30_000,
         processing_guarantee="at_least_once",
         consumer_auto_offset_reset="earliest",
         store="memory://",
@@ -135,12 +139,14 @@ def create_app(
 
     raw, scored = topic(k.raw_topic), topic(k.scored_topic)
     rates, deadletter = _rates_topic(app, settings), topic(k.deadletter_topic)
-    counter = RateCounter(s.window_s, s.evidence_size, s.lateness_s)
+    args, limits = s.rate_args()
+    counter = RateCounter(*args, **limits)
     writer = StoreWriter(
-        store, metrics, _TopicDeadLetters(deadletter),
+        store, metrics, _TopicDeadLetters(deadletter, app.conf.producer_max_request_size),
         retry_initial_s=s.store_retry_initial_s, retry_max_s=s.store_retry_max_s,
     )  # fmt: skip
-    dead = _dead_letters(deadletter, metrics)
+    dead = _dead_letters(deadletter, metrics, app.conf.producer_max_request_size)
+    send = _sender(dead, app.conf.producer_max_request_size)
 
     @app.agent(raw, concurrency=s.score_concurrency)
     async def score(stream: faust.StreamT) -> None:
@@ -152,7 +158,8 @@ def create_app(
                     letter = DeadLetter(Reason.SCORING_FAILED, error, encode(article), k.raw_topic)
                     pending.append(await dead(letter))
                 for a in result.scored:
-                    pending.append(await scored.send(key=a.id.encode(), value=encode(a)))
+                    original = functools.partial(_unscored, a)
+                    pending.append(await send(scored, a.id.encode(), encode(a), original))
                 await asyncio.gather(*pending)
 
     @app.agent(scored)
@@ -163,8 +170,8 @@ def create_app(
                 new = await writer.write(articles)
                 before = counter.late
                 for delta in counter.count(new):
-                    key = scope_partition_key(delta).encode()
-                    pending.append(await rates.send(key=key, value=encode(delta)))
+                    key, value = scope_partition_key(delta).encode(), encode(delta)
+                    pending.append(await send(rates, key, value, lambda v=value: v))
                 metrics.late.inc(counter.late - before)
                 await asyncio.gather(*pending)
 
@@ -202,10 +209,10 @@ def create_alerter_app(
     )
     rates = _rates_topic(app, settings)
     deadletter = app.topic(k.deadletter_topic, partitions=k.partitions, internal=True)
-    dead = _dead_letters(deadletter, metrics)
+    dead = _dead_letters(deadletter, metrics, app.conf.producer_max_request_size)
     saved = read_state(state) or {}
-    folded = RateAggregator.from_dict(saved.get("rates", {}), s.window_s, s.evidence_size,
-                                      s.lateness_s)  # fmt: skip
+    args, limits = s.rate_args()
+    folded = RateAggregator.from_dict(saved.get("rates", {}), *args, **limits)
     done = {"offset": saved.get("offset", -1)}
 
     @app.agent(rates)
@@ -235,13 +242,49 @@ def create_alerter_app(
 DeadLetterSend = Callable[[DeadLetter], Awaitable[Awaitable[Any]]]
 
 
-def _dead_letters(topic: faust.TopicT, metrics: StreamMetrics) -> DeadLetterSend:
+# Room for a message's headers and the record batch's own framing within the producer's
+# max_request_size (a dead letter's headers carry up to 1,000 characters of error).
+FRAMING_BYTES = 4096
+
+
+def _dead_letters(topic: faust.TopicT, metrics: StreamMetrics, max_bytes: int) -> DeadLetterSend:
     async def dead(letter: DeadLetter) -> Awaitable[Any]:
+        letter = letter.capped(max_bytes - FRAMING_BYTES - len(letter.key or b""))
         metrics.deadletters.labels(letter.reason.value).inc()
-        log.warning("dead letter (%s): %s", letter.reason.value, letter.error)
+        log.warning("dead letter (%s): %s", letter.reason.value, letter.error[:300])
         return await topic.send(key=letter.key, value=letter.original, headers=letter.headers())
 
     return dead
+
+
+Send = Callable[..., Awaitable[Awaitable[Any]]]
+
+
+def _sender(dead: DeadLetterSend, max_bytes: int) -> Send:
+    """``topic.send`` that dead-letters a message the producer refuses (over the size
+    limit) instead of crashing the agent, so the rest of its batch goes through and the
+    batch is committed only once the letter is delivered."""
+
+    async def send(
+        topic: faust.TopicT, key: bytes, value: bytes, original: Callable[[], bytes]
+    ) -> Awaitable[Any]:
+        error = None
+        if len(key) + len(value) + FRAMING_BYTES > max_bytes:
+            error = (f"{len(value)}-byte message for {topic.get_topic_name()} is over the "
+                     f"producer's {max_bytes}-byte limit")  # fmt: skip
+        else:
+            try:
+                return await topic.send(key=key, value=value)
+            except ProducerSendError as exc:  # refused before it left: retrying cannot help
+                error = f"cannot produce to {topic.get_topic_name()}: {exc}"
+        return await dead(DeadLetter(Reason.UNDELIVERABLE, error, original(), key=key))
+
+    return send
+
+
+def _unscored(article: ScoredArticle) -> bytes:
+    """The article as it arrived, for the dead letter of a scored one that cannot be sent."""
+    return encode(Article.model_validate(article.model_dump(include=set(Article.model_fields))))
 
 
 async def _decoded(
@@ -285,10 +328,11 @@ def _report_consumer_lag(app: faust.App, metrics: StreamMetrics) -> None:
 class _TopicDeadLetters:
     """Dead letters of the store writer, onto the dead-letter topic."""
 
-    def __init__(self, topic: faust.TopicT) -> None:
-        self.topic = topic
+    def __init__(self, topic: faust.TopicT, max_bytes: int) -> None:
+        self.topic, self.max_bytes = topic, max_bytes
 
     async def put(self, letter: DeadLetter) -> None:
+        letter = letter.capped(self.max_bytes - FRAMING_BYTES)
         await (await self.topic.send(value=letter.original, headers=letter.headers()))
 
 

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
+from finpulse.logrepeat import quiet_repeats
 from finpulse.settings import Settings, load_settings
+from ingest.sinks.kafka_sink import ensure_topics
 from stream.alerting import Alerting
 from stream.metrics import StreamMetrics
 from stream.scoring import BatchScorer, RegistryModels
@@ -38,9 +41,13 @@ def alerting_from(settings: Settings, registry: CollectorRegistry = REGISTRY) ->
 
 
 def run_worker(settings: Settings, *, model: str | None = None, loglevel: str = "info") -> None:
-    """Run until SIGINT/SIGTERM; fails fast when there is no model to score with."""
-    import faust
+    """Run until SIGINT/SIGTERM; fails fast when there is no model to score with.
 
+    The topics are created (and their leaders awaited) before the consumer group is joined:
+    a group that joins first is assigned none of a topic that appears a moment later, until
+    its next metadata refresh. That left a fresh deployment's ``index`` agent without
+    ``news.scored`` for five minutes.
+    """
     from stream.faust_app import create_app
 
     metrics = StreamMetrics(REGISTRY)
@@ -54,17 +61,20 @@ def run_worker(settings: Settings, *, model: str | None = None, loglevel: str = 
     if settings.store.backend == "sqlite":
         log.warning("workers write to SQLite %s; set store.backend=elasticsearch to share "
                     "one store between machines", settings.store.sqlite_path)  # fmt: skip
+    k = settings.kafka
+    parted = (k.raw_topic, k.scored_topic, k.deadletter_topic)
+    ensure_topics(k, {**dict.fromkeys(parted, k.partitions), k.rates_topic: 1})
     stream_app = create_app(settings, scorer, store, metrics)
-    faust.Worker(stream_app.app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    _faust_worker(stream_app.app, loglevel=loglevel, quiet=True).execute_from_commandline()
 
 
 def run_alerter(settings: Settings, *, port: int | None = None, loglevel: str = "info") -> None:
     """Run the cluster's alert engine until SIGINT/SIGTERM."""
-    import faust
-
     from stream.faust_app import create_alerter_app
 
     end = check_rates_topic(settings)
+    k = settings.kafka
+    ensure_topics(k, {k.rates_topic: 1, k.deadletter_topic: k.partitions})
     state = settings.alerts.state_db.with_suffix(".windows.json")
     saved = read_state(state)
     if saved is not None and saved.get("offset", -1) >= end:
@@ -80,7 +90,19 @@ def run_alerter(settings: Settings, *, port: int | None = None, loglevel: str = 
         port=settings.stream.alerter_port if port is None else port,
         state=state,
     )
-    faust.Worker(alerter.app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    _faust_worker(alerter.app, loglevel=loglevel, quiet=True).execute_from_commandline()
+
+
+def _faust_worker(app: Any, **kwargs: Any) -> Any:
+    """A ``faust.Worker`` whose log handlers hold back repeated lines (an outage's retries)."""
+    import faust
+
+    class Worker(faust.Worker):
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            super().on_setup_root_logger(logger, level)
+            quiet_repeats(logger)
+
+    return Worker(app, **kwargs)
 
 
 def check_rates_topic(settings: Settings) -> int:

@@ -1,8 +1,10 @@
 """Elasticsearch store: what a team runs behind the Kafka workers.
 
 The document id is the article id, so a replay after a crash overwrites instead of
-duplicating. Bulk requests are bounded (``bulk_size`` documents); per-item 429/5xx come back
-as ``retry`` and other item errors as ``rejected`` (the writer dead-letters those). Only
+duplicating. Bulk requests are bounded (``bulk_size`` documents) and judged per document:
+per-item 429/5xx come back as ``retry``, other item errors and documents Elasticsearch refuses
+outright as ``rejected`` (the writer dead-letters those); only an unreachable or overloaded
+cluster is :class:`StoreUnavailable`. Only
 the standard analyzer and core field types are used, so the minimal ES distribution works.
 """
 
@@ -104,18 +106,42 @@ class ElasticsearchStore(Store):
             raise StoreUnavailable(f"elasticsearch at {self.es} unreachable: {exc}") from exc
 
     def index(self, articles: Sequence[ScoredArticle]) -> IndexResult:
+        """Bulk-index; judged document by document, so one bad document never blocks the rest.
+
+        Only a failure to reach Elasticsearch (connection, timeout, 429/5xx on the whole
+        request) is :class:`StoreUnavailable`. A request refused as a whole (400/413: e.g.
+        an id over 512 bytes fails the entire bulk) is split until the culprit is alone,
+        which is then ``rejected`` with Elasticsearch's reason.
+        """
         result = IndexResult()
         chunks = [articles[i : i + self.bulk_size] for i in range(0, len(articles), self.bulk_size)]
         for n, chunk in enumerate(chunks):
             try:
-                self._bulk(chunk, result)
-            except (TransportError, ApiError) as exc:
-                if n == 0:
-                    raise StoreUnavailable(f"bulk request failed: {exc}") from exc
+                self._judged(chunk, result)
+            except StoreUnavailable as exc:
+                if n == 0 and not (result.created or result.updated or result.rejected):
+                    raise
                 log.warning("bulk request failed after %d chunks: %s", n, exc)
-                result.retry.extend(a for c in chunks[n:] for a in c)
+                done = {*result.created, *result.updated, *result.rejected}
+                result.retry.extend(a for c in chunks[n:] for a in c if a.id not in done)
                 break
         return result
+
+    def _judged(self, chunk: Sequence[ScoredArticle], result: IndexResult) -> None:
+        """One bulk request; a request refused as a whole is halved until it is one document."""
+        try:
+            self._bulk(chunk, result)
+        except ApiError as exc:
+            if exc.meta.status == 429 or exc.meta.status >= 500:
+                raise StoreUnavailable(f"bulk request failed: {exc}") from exc
+            if len(chunk) == 1:
+                result.rejected[chunk[0].id] = f"{exc.meta.status} {_reason(exc)}"
+                return
+            half = len(chunk) // 2
+            self._judged(chunk[:half], result)
+            self._judged(chunk[half:], result)
+        except TransportError as exc:
+            raise StoreUnavailable(f"bulk request failed: {exc}") from exc
 
     def _bulk(self, chunk: Sequence[ScoredArticle], result: IndexResult) -> None:
         now = utcnow().isoformat()
@@ -220,6 +246,15 @@ def _filters(f: Filters) -> list[dict[str, Any]]:
     if span:
         out.append({"range": {"published_at": span}})
     return out
+
+
+def _reason(exc: ApiError) -> str:
+    """Elasticsearch's own ``type: reason`` of a refused request, else the error's text."""
+    body = exc.body if isinstance(exc.body, dict) else {}
+    err = body.get("error")
+    if isinstance(err, dict):
+        return f"{err.get('type')}: {err.get('reason')}"[:1000]
+    return str(exc)[:1000]
 
 
 def _doc(source: dict[str, Any]) -> ScoredArticle:
