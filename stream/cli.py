@@ -26,7 +26,7 @@ from stream.state import StateError, StateLock
 from stream.worker import RatesTopicError, alerting_from, run_alerter, run_worker
 from stream.writer import StoreWriter
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error is one line, however long
 
 
 def register(app: typer.Typer) -> None:

@@ -182,3 +182,30 @@ def test_alert_round_trip():
     with pytest.raises(ContractError) as exc:
         decode(Alert, json.dumps(raw))
     assert exc.value.field == "state"
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "says"),
+    [
+        ({"id": "x" * 513}, "id", "513 bytes; at most 512"),
+        ({"id": "é" * 300}, "id", "600 bytes; at most 512"),  # bytes, not characters
+        ({"body": "x" * 200_001}, "body", "200001 bytes; at most 200000"),
+        ({"title": "x" * 2_001}, "title", "at most 2000 characters"),
+        ({"tickers": [f"T{i}" for i in range(65)]}, "tickers", "at most 64 items"),
+        ({"tickers": ["X" * 33]}, "tickers", "longer than 32"),
+    ],
+)
+def test_bounds_are_clear_contract_errors_at_decode(change, field, says):
+    """Ids fit an Elasticsearch document id and text fits one Kafka message, checked where
+    a message comes in: the error names the field and the limit."""
+    data = {**json.loads(encode(make_article())), **change}
+    with pytest.raises(ContractError) as e:
+        decode(Article, json.dumps(data))
+    assert e.value.field == field
+    assert says in e.value.message
+
+
+def test_text_at_the_bounds_is_accepted():
+    a = make_article(body="x" * 200_000, title="t" * 2_000)
+    big_id = a.model_copy(update={"id": "x" * 512})
+    assert decode(Article, encode(big_id)).id == "x" * 512

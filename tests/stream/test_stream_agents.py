@@ -48,17 +48,22 @@ def built(tmp_path, metrics):
     store.close()
 
 
-async def put_all(agent, values):
+async def put_all(agent, values, done=None, timeout=20.0):
+    """Put ``values``; wait until ``done()`` (or 0.5 s without one) — bounded for a busy box."""
     async with agent.test_context() as ctx:
         for v in values:
             await ctx.put(key=b"k", value=v, wait=False)
         await asyncio.sleep(0.5)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while done is not None and not done() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
 
 
 def test_score_agent_emits_one_scored_article_per_article_keyed_by_id(built):
     sa, sent, _ = built
     articles = [make_article(i, "Acme crash" if i % 2 else "calm") for i in range(6)]
-    asyncio.run(put_all(sa.score, [encode(a) for a in articles]))
+    done = lambda: len(sent["scored"].messages) == 6  # noqa: E731
+    asyncio.run(put_all(sa.score, [encode(a) for a in articles], done=done))
     out = [(k, ScoredArticle.model_validate_json(v)) for k, v, _ in sent["scored"].messages]
     assert [k.decode() for k, _ in out] == [a.id for a in articles]
     assert [s.sentiment.value for _, s in out] == ["neutral", "negative"] * 3
@@ -68,7 +73,13 @@ def test_score_agent_emits_one_scored_article_per_article_keyed_by_id(built):
 def test_malformed_messages_are_dead_lettered_and_the_agent_keeps_going(built, metrics):
     sa, sent, _ = built
     good = make_article(1)
-    asyncio.run(put_all(sa.score, [b"{broken", b'{"id": "x"}', encode(good)]))
+    asyncio.run(
+        put_all(
+            sa.score,
+            [b"{broken", b'{"id": "x"}', encode(good)],
+            done=lambda: sent["scored"].messages and len(sent["deadletter"].messages) == 2,
+        )
+    )
     assert [ScoredArticle.model_validate_json(v).id for _, v, _ in sent["scored"].messages] == [
         good.id
     ]
@@ -78,6 +89,25 @@ def test_malformed_messages_are_dead_lettered_and_the_agent_keeps_going(built, m
     assert (
         metrics.registry.get_sample_value("finpulse_deadletter_total", {"reason": "invalid"}) == 1
     )
+
+
+def test_a_scored_article_over_the_producer_limit_is_dead_lettered_not_lost(built, metrics):
+    """JSON escapes a control character as six bytes: a body within the contract's limit can
+    score to a message larger than the producer may send. It goes to the dead-letter topic
+    (the article as it arrived, with the reason); the rest of its batch goes on."""
+    sa, sent, _ = built
+    poison = make_article(1, "Acme crash", body="\x01" * 170_000)
+    good = [make_article(i) for i in (2, 3)]
+    done = lambda: len(sent["scored"].messages) == 2 and sent["deadletter"].messages  # noqa: E731
+    asyncio.run(put_all(sa.score, [encode(a) for a in (good[0], poison, good[1])], done=done))
+    assert [k.decode() for k, _, _ in sent["scored"].messages] == [a.id for a in good]
+    [(key, value, headers)] = sent["deadletter"].messages
+    assert key == poison.id.encode()
+    assert headers["finpulse.deadletter.reason"] == b"undeliverable"
+    assert b"over the producer's 1000000-byte limit" in headers["finpulse.deadletter.error"]
+    assert len(value) < 1_000_000 and value.startswith(encode(poison)[:1000])
+    labels = {"reason": "undeliverable"}
+    assert metrics.registry.get_sample_value("finpulse_deadletter_total", labels) == 1
 
 
 def test_index_agent_stores_once_and_counts_only_new_articles(built):

@@ -1,10 +1,10 @@
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from stream_helpers import T0, make_scored
 
 from finpulse.contracts import Scope
-from stream.aggregate import KeyWindows, RateAggregator, RateCounter, window_bounds
+from stream.aggregate import OTHER_KEY, KeyWindows, RateAggregator, RateCounter, window_bounds
 
 
 def by_key(windows):
@@ -98,3 +98,29 @@ def test_rejects_bad_parameters():
         RateCounter(0)
     with pytest.raises(ValueError, match="lateness_s"):
         RateCounter(300, lateness_s=-1)
+
+
+def test_a_date_far_in_the_future_is_clamped_and_cannot_make_the_rest_late():
+    now = T0 + timedelta(hours=1)
+    counter = RateCounter(300, lateness_s=600, future_s=300)
+    year_2099 = datetime(2099, 1, 1, tzinfo=UTC)
+    bad = make_scored(1, published_at=year_2099, fetched_at=year_2099)
+    [delta, *_] = counter.count([bad], now=now)
+    assert counter.clamped == 1 and counter.watermark == now + timedelta(seconds=300)
+    assert delta.start <= now + timedelta(seconds=300)
+    following = [make_scored(i, minutes=59) for i in range(2, 502)]
+    counter.count(following, now=now)
+    assert counter.late == 0
+
+
+def test_distinct_keys_per_scope_and_window_are_capped_the_rest_count_as_other():
+    counter = RateCounter(300, max_keys=3)
+    batch = [make_scored(i, tickers=[f"T{i}"]) for i in range(10)]
+    first = counter.count(batch[:5])
+    second = counter.count([*batch[5:], make_scored(99, tickers=["T0"])])
+    tickers = [d for d in first + second if d.scope == Scope.TICKER]
+    assert {d.key for d in tickers} == {"T0", "T1", "T2", OTHER_KEY}
+    assert sum(d.total for d in tickers if d.key == OTHER_KEY) == 7
+    assert sum(d.total for d in tickers if d.key == "T0") == 2  # a known key keeps counting
+    globals_ = [d for d in first + second if d.scope == Scope.GLOBAL]
+    assert sum(d.total for d in globals_) == 11  # the global count is never capped

@@ -1,0 +1,105 @@
+"""KafkaSink's bounded waits and spool, with a producer double (the real broker's outage is in
+``stream/bench_faults.py``'s ``broker_restart_under_replay``, run by tests/stream)."""
+
+import asyncio
+import time
+
+from prometheus_client import CollectorRegistry
+
+from finpulse.contracts import Article, decode
+from finpulse.settings import KafkaSettings
+from ingest.sinks.kafka_sink import KafkaSink
+
+
+class Never:
+    """A kafka-python future that never resolves: what a broker restart has left behind."""
+
+    def add_callback(self, fn):
+        return self
+
+    def add_errback(self, fn):
+        return self
+
+
+class Done(Never):
+    def add_callback(self, fn):
+        fn(None)
+        return self
+
+
+class Producer:
+    """Hangs every send while ``down``; delivers at once otherwise."""
+
+    def __init__(self, **_):
+        self.down, self.sent = True, []
+
+    def send(self, topic, key, value):
+        if self.down:
+            return Never()
+        self.sent.append(key)
+        return Done()
+
+    def partitions_for(self, topic):
+        return {0}
+
+    def flush(self, timeout=None):
+        pass
+
+    def close(self, timeout=None):
+        pass
+
+
+def article(i):
+    return Article.create(source="t", guid=str(i), title=f"story {i}",
+                          published_at="2026-01-01T00:00:00Z")  # fmt: skip
+
+
+def test_a_delivery_that_never_resolves_times_out_spools_and_trips_the_circuit(tmp_path):
+    kafka = KafkaSettings(request_timeout_s=0.2)
+    spool = tmp_path / "spool.jsonl"
+    producer = Producer()
+
+    async def run():
+        sink = KafkaSink(kafka, spool_path=spool, delivery_retries=1, retry_backoff_s=0.01,
+                         probe_every_s=3600, create_topic=False, registry=CollectorRegistry(),
+                         producer_factory=lambda **_: producer)  # fmt: skip
+        async with sink:
+            start = time.monotonic()
+            await sink.send(article(0))  # two attempts, each bounded
+            first = time.monotonic() - start
+            for i in range(1, 50):  # the broker is down: straight to the spool
+                await sink.send(article(i))
+            rest = time.monotonic() - start - first
+        return sink, first, rest
+
+    sink, first, rest = asyncio.run(run())
+    assert first < 2 * (kafka.request_timeout_s + 0.02 + 2.0) + 1
+    assert rest < 1.0
+    assert sink.spooled == 50 and sink.delivered == 0
+    assert [decode(Article, line).id for line in spool.read_bytes().splitlines()] == [
+        article(i).id for i in range(50)
+    ]
+
+
+def test_the_spool_is_sent_first_on_the_next_start_and_a_probe_closes_the_circuit(tmp_path):
+    kafka = KafkaSettings(request_timeout_s=0.2)
+    spool = tmp_path / "spool.jsonl"
+    producer = Producer()
+
+    async def run():
+        sink = KafkaSink(kafka, spool_path=spool, delivery_retries=0, probe_every_s=0,
+                         create_topic=False, registry=CollectorRegistry(),
+                         producer_factory=lambda **_: producer)  # fmt: skip
+        async with sink:
+            await sink.send(article(0))
+            assert sink.down_since is not None
+            producer.down = False
+            await sink.send(article(1))  # the probe gets through
+            assert sink.down_since is None
+        async with sink:  # the next run drains the spool before anything else
+            pass
+        return sink
+
+    assert asyncio.run(run()).delivered == 2
+    assert producer.sent == [article(i).id.encode() for i in (1, 0)]
+    assert not spool.exists()
