@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import ip_network
 from types import TracebackType
+from urllib.parse import urlsplit
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
@@ -52,7 +53,9 @@ class PollStats:
     errors: int = 0
     undelivered: int = 0
     failed: bool = False
+    retry_after: float | None = None  # the server asked us to wait this long (429/503)
     error_kinds: dict[str, int] = field(default_factory=dict)
+    error_messages: list[str] = field(default_factory=list)  # the first few, for reports
 
 
 class Crawler:
@@ -78,14 +81,14 @@ class Crawler:
             threshold=settings.near_dup_threshold,
             window_s=settings.near_dup_window_h * 3600,
         )
-        self.normaliser = Normaliser(settings.watchlist, settings.default_lang)
+        self.normaliser = Normaliser(settings.watchlist, settings.default_lang, ciks=settings.ciks)
         self._clock, self._sleep, self._on_produced = clock, sleep, on_produced
         self._window = asyncio.Semaphore(max_in_flight)
         options = [s for s in (settings.sources if sources is None else sources) if s.enabled]
         needs_http = any(o.kind != "replay" for o in options)
         self.fetcher = (
             Fetcher(
-                user_agent=settings.user_agent,
+                user_agent=settings.effective_user_agent,
                 timeout_s=settings.request_timeout_s,
                 max_retries=settings.max_retries,
                 backoff_s=settings.retry_backoff_s,
@@ -94,6 +97,7 @@ class Crawler:
                 host_concurrency=settings.host_concurrency,
                 robots_ttl_s=settings.robots_ttl_s,
                 max_redirects=settings.max_redirects,
+                retry_after_max_s=settings.retry_backoff_max_s,
                 allow_private=[ip_network(n) for n in settings.allow_private_addresses],
                 clock=clock,
                 sleep=sleep,
@@ -111,6 +115,11 @@ class Crawler:
             clock=clock,
         )
         self.sources: list[Source] = [build_source(o, ctx) for o in options]
+        if self.fetcher is not None:  # a source's own rate limit holds whatever the default
+            for source in self.sources:
+                for url in source.urls():
+                    host = urlsplit(url).netloc
+                    self.fetcher.limiter.set_interval(host, source.options.host_min_interval_s)
         self._current: dict[str, PollStats] = {}  # the poll in progress, per source
         self._next_due = {s.name: 0.0 for s in self.sources}
         self._failures = {s.name: 0 for s in self.sources}
@@ -164,17 +173,18 @@ class Crawler:
         stats = await asyncio.gather(*(self.poll(s) for s in sources))
         now = self._clock() if now is None else now
         for source, st in zip(sources, stats, strict=True):
-            self._reschedule(source, st.failed, now)
+            self._reschedule(source, st, now)
         return list(stats)
 
-    def _reschedule(self, source: Source, failed: bool, now: float) -> None:
+    def _reschedule(self, source: Source, stats: PollStats, now: float) -> None:
         if source.finite:
             self._next_due[source.name] = float("inf")
             return
-        interval = source.options.interval_s
+        interval, failed = source.options.interval_s, stats.failed
         self._failures[source.name] = self._failures[source.name] + 1 if failed else 0
         n = self._failures[source.name]
         delay = min(interval * 2**n, max(interval, self.settings.feed_backoff_max_s))
+        delay = max(delay, stats.retry_after or 0.0)  # a server's Retry-After is a floor
         self._next_due[source.name] = now + delay
         if failed:
             log.warning(
@@ -193,7 +203,7 @@ class Crawler:
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
         except FetchError as exc:
-            stats.failed = True
+            stats.failed, stats.retry_after = True, exc.retry_after
             self._error(source.name, exc.kind, str(exc))
         except Exception as exc:  # a bug or a library surprise must not stop other sources
             stats.failed = True
@@ -266,6 +276,8 @@ class Crawler:
         if stats is not None:
             stats.errors += 1
             stats.error_kinds[kind] = stats.error_kinds.get(kind, 0) + 1
+            if len(stats.error_messages) < 3:
+                stats.error_messages.append(f"{kind}: {message}")
 
     def _fetched(self, source: str, outcome: str, seconds: float) -> None:
         self.metrics.fetches.labels(source, outcome).inc()

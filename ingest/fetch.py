@@ -14,6 +14,8 @@ import urllib.robotparser
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -24,13 +26,23 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+PERMANENT_REDIRECTS = frozenset({301, 308})
 
 
 class FetchError(Exception):
-    """A fetch that did not produce a usable response; ``kind`` labels the error metric."""
+    """A fetch that did not produce a usable response; ``kind`` labels the error metric.
 
-    def __init__(self, kind: str, message: str, status: int | None = None) -> None:
-        self.kind, self.status = kind, status
+    ``retry_after`` is the server's Retry-After in seconds, when it asked us to wait.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.kind, self.status, self.retry_after = kind, status, retry_after
         super().__init__(message)
 
 
@@ -40,6 +52,11 @@ class Response:
     status: int
     content: bytes
     headers: httpx.Headers
+    moved_to: str | None = None  # final URL when every redirect on the way was permanent
+
+    @property
+    def retry_after(self) -> float | None:
+        return retry_after_s(self.headers.get("retry-after"))
 
     @property
     def not_modified(self) -> bool:
@@ -77,8 +94,12 @@ class HostLimiter:
         self._interval: dict[str, float] = {}
 
     def set_interval(self, host: str, seconds: float) -> None:
-        """Slow one host down further, e.g. to its robots.txt Crawl-delay."""
-        self._interval[host] = max(self.min_interval_s, seconds)
+        """Slow one host down further, e.g. to its robots.txt Crawl-delay; never speeds it up."""
+        self._interval[host] = max(self._interval.get(host, self.min_interval_s), seconds)
+
+    def interval(self, host: str) -> float:
+        """The spacing now applied between requests to ``host``."""
+        return self._interval.get(host, self.min_interval_s)
 
     def slot(self, host: str) -> _Slot:
         return _Slot(self, host)
@@ -102,6 +123,28 @@ class _Slot:
 
     async def __aexit__(self, *exc: object) -> None:
         self._limiter._sems[self._host].release()
+
+
+def retry_after_s(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds a Retry-After header asks for (delta-seconds or an HTTP date), None if unusable.
+
+    >>> retry_after_s("120"), retry_after_s("soon")
+    (120.0, None)
+    >>> retry_after_s("Fri, 02 Jan 2026 10:01:00 GMT", datetime(2026, 1, 2, 10, 0, tzinfo=UTC))
+    60.0
+    """
+    if not value or not value.strip():
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -152,6 +195,7 @@ class Fetcher:
         host_concurrency: int = 2,
         robots_ttl_s: float = 3600.0,
         max_redirects: int = 5,
+        retry_after_max_s: float = 60.0,
         allow_private: Sequence[Network] = (),
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
@@ -161,11 +205,12 @@ class Fetcher:
         self.user_agent = user_agent
         self.max_retries, self.backoff_s, self.backoff_max_s = max_retries, backoff_s, backoff_max_s
         self.max_redirects, self.allow_private = max_redirects, list(allow_private)
-        self.robots_ttl_s = robots_ttl_s
+        self.robots_ttl_s, self.retry_after_max_s = robots_ttl_s, retry_after_max_s
         self.limiter = HostLimiter(host_min_interval_s, host_concurrency, clock=clock, sleep=sleep)
         self._clock, self._sleep, self._resolve = clock, sleep, resolver
         self._rng = rng or random.Random()
         self._robots: dict[str, tuple[float, urllib.robotparser.RobotFileParser]] = {}
+        self._robots_locks: dict[str, asyncio.Lock] = {}
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_s),
             follow_redirects=False,
@@ -184,18 +229,22 @@ class Fetcher:
         etag: str | None = None,
         last_modified: str | None = None,
         accept: str = "*/*",
+        headers: dict[str, str] | None = None,
     ) -> Response:
         """GET with redirects checked hop by hop; raises :class:`FetchError` with a reason.
 
         Every hop (first URL and each redirect) must be http(s), allowed by robots.txt, and
-        resolve only to public addresses or ones inside ``allow_private``.
+        resolve only to public addresses or ones inside ``allow_private``. A 429/503 whose
+        Retry-After is longer than ``retry_after_max_s`` is not retried now: the error carries
+        the wait so the caller can schedule the next poll after it.
         """
-        headers = {"Accept": accept}
+        headers = {**(headers or {}), "Accept": accept}
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        for _ in range(self.max_redirects + 1):
+        permanent = True
+        for hop in range(self.max_redirects + 1):
             await self._check_url(url)
             await self._check_robots(url)
             resp = await self._get_with_retries(url, headers, max_bytes)
@@ -205,10 +254,27 @@ class Fetcher:
                     raise FetchError(
                         "http_status", f"{url}: redirect without Location", resp.status
                     )
+                permanent = permanent and resp.status in PERMANENT_REDIRECTS
                 url = urljoin(url, location)
                 continue
+            if resp.status == 429:
+                wait = resp.retry_after
+                raise FetchError(
+                    "rate_limited",
+                    f"{url}: HTTP 429 too many requests"
+                    + (f", asked to wait {wait:.0f}s" if wait is not None else ""),
+                    429,
+                    retry_after=wait,
+                )
             if resp.status >= 400:
-                raise FetchError("http_status", f"{url}: HTTP {resp.status}", resp.status)
+                raise FetchError(
+                    "http_status",
+                    f"{url}: HTTP {resp.status}",
+                    resp.status,
+                    retry_after=resp.retry_after,
+                )
+            if hop and permanent:
+                resp.moved_to = url
             return resp
         raise FetchError("redirects", f"more than {self.max_redirects} redirects from {url}")
 
@@ -228,26 +294,31 @@ class Fetcher:
     async def _check_robots(self, url: str) -> None:
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
-        cached = self._robots.get(origin)
-        if cached is None or self._clock() - cached[0] > self.robots_ttl_s:
-            parser = await self._load_robots(origin)
-            self._robots[origin] = (self._clock(), parser)
-            delay = parser.crawl_delay(self.user_agent)
-            if delay:
-                self.limiter.set_interval(parts.netloc, float(delay))
-        else:
-            parser = cached[1]
+        # One robots.txt request per origin even when several sources start at once.
+        async with self._robots_locks.setdefault(origin, asyncio.Lock()):
+            cached = self._robots.get(origin)
+            if cached is None or self._clock() - cached[0] > self.robots_ttl_s:
+                try:
+                    parser = await self._load_robots(origin)
+                except FetchError as exc:  # not cached: asked again on the next fetch
+                    raise FetchError(
+                        exc.kind, f"{origin}/robots.txt unreachable, not fetching {url}: {exc}"
+                    ) from None
+                self._robots[origin] = (self._clock(), parser)
+                delay = parser.crawl_delay(self.user_agent)
+                if delay:
+                    self.limiter.set_interval(parts.netloc, float(delay))
+            else:
+                parser = cached[1]
         if not parser.can_fetch(self.user_agent, url):
             raise FetchError("robots", f"robots.txt of {origin} disallows {url}")
 
     async def _load_robots(self, origin: str) -> urllib.robotparser.RobotFileParser:
-        """RFC 9309: a 4xx robots.txt means no rules; 5xx or no answer means stay out for now."""
+        """RFC 9309: a 4xx robots.txt means no rules; 5xx means stay out for now; no answer
+        raises (the caller stays out too, and asks again next time rather than caching it).
+        """
         parser = urllib.robotparser.RobotFileParser(origin + "/robots.txt")
-        try:
-            resp = await self._get_with_retries(origin + "/robots.txt", {}, 512_000)
-        except FetchError:
-            parser.disallow_all = True
-            return parser
+        resp = await self._get_with_retries(origin + "/robots.txt", {}, 512_000)
         if resp.status >= 500:
             parser.disallow_all = True
         elif resp.status >= 300:
@@ -262,7 +333,7 @@ class Fetcher:
     ) -> Response:
         host = urlsplit(url).netloc
         for attempt in range(self.max_retries + 1):
-            last = attempt == self.max_retries
+            last, wait = attempt == self.max_retries, None
             try:
                 async with self.limiter.slot(host):
                     resp = await self._get_once(url, headers, max_bytes)
@@ -275,7 +346,12 @@ class Fetcher:
             else:
                 if resp.status not in RETRY_STATUS or last:
                     return resp
+                wait = resp.retry_after if resp.status in (429, 503) else None
+                if wait is not None and wait > self.retry_after_max_s:
+                    return resp  # too long to wait inside one poll: the caller reschedules
             delay = backoff_delay(attempt, self.backoff_s, self.backoff_max_s, self._rng)
+            if wait is not None:  # the server said how long; never come back sooner
+                delay = max(delay, wait)
             log.debug("retrying %s in %.2fs (attempt %d)", url, delay, attempt + 1)
             await self._sleep(delay)
         raise AssertionError("unreachable")

@@ -63,6 +63,7 @@ class RawItem:
     published: Any = None  # datetime, struct_time, epoch seconds or a date string
     lang: str | None = None
     tickers: list[str] = field(default_factory=list)
+    ciks: list[int] = field(default_factory=list)  # SEC filer CIKs (EDGAR), mapped to tickers
     row_id: bool = False  # id from source + guid even when a URL is known (one row, one article)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -165,10 +166,15 @@ class Normaliser:
     """Builds articles from raw items with the settings every source shares."""
 
     def __init__(
-        self, watchlist: dict[str, list[str]] | None = None, default_lang: str = "en"
+        self,
+        watchlist: dict[str, list[str]] | None = None,
+        default_lang: str = "en",
+        *,
+        ciks: dict[int, str] | None = None,
     ) -> None:
         self.tickers = TickerExtractor(watchlist)
         self.default_lang = default_lang
+        self.ciks = ciks or {}
 
     def article(self, item: RawItem, *, fetched_at: datetime | None = None) -> Article:
         """The canonical article, or :class:`BadItem` saying which field made it impossible."""
@@ -195,7 +201,11 @@ class Normaliser:
             "published_at": to_utc(item.published, default=fetched_at),
             "fetched_at": fetched_at,
             "lang": item.lang or detect_lang(text, self.default_lang),
-            "tickers": [*item.tickers, *self.tickers.extract(text)],
+            "tickers": [
+                *item.tickers,
+                *(self.ciks[c] for c in item.ciks if c in self.ciks),
+                *self.tickers.extract(text),
+            ],
         }
         try:
             if item.row_id:

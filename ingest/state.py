@@ -1,5 +1,6 @@
-"""The crawler's memory across restarts (SQLite): what was delivered, near-dup signatures and
-HTTP validators for conditional GET. Writes are tiny and local, so calls are synchronous.
+"""The crawler's memory across restarts (SQLite): what was delivered, near-dup signatures,
+HTTP validators for conditional GET and feeds' permanent new addresses. Writes are tiny and
+local, so calls are synchronous.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ CREATE TABLE IF NOT EXISTS signatures (
 CREATE INDEX IF NOT EXISTS signatures_ts ON signatures (ts);
 CREATE TABLE IF NOT EXISTS http_cache (
     url TEXT PRIMARY KEY, etag TEXT, last_modified TEXT, at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS moved (
+    url TEXT PRIMARY KEY, location TEXT NOT NULL, at REAL NOT NULL
 );
 """
 
@@ -99,4 +103,14 @@ class StateStore:
         self._db.execute(
             "INSERT OR REPLACE INTO http_cache VALUES (?, ?, ?, ?)",
             (url, etag, last_modified, time.time()),
+        )
+
+    def moved_to(self, url: str) -> str | None:
+        """Where a feed at ``url`` answered it moved permanently (301/308), if it did."""
+        row = self._db.execute("SELECT location FROM moved WHERE url = ?", (url,)).fetchone()
+        return row[0] if row else None
+
+    def save_moved(self, url: str, location: str) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO moved VALUES (?, ?, ?)", (url, location, time.time())
         )

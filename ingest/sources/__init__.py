@@ -1,6 +1,7 @@
-"""Sources by kind: ``rss``, ``page``, ``json_api``, ``replay``; more register by name."""
+"""Sources by kind: ``rss``, ``page``, ``json_api``, ``replay``, ``edgar_atom``,
+``nasdaq_halts``; more register by name."""
 
-from ingest.sources import json_api, page, replay, rss
+from ingest.sources import edgar, json_api, nasdaq_halts, page, replay, rss
 from ingest.sources.base import (
     Source,
     SourceContext,
@@ -14,7 +15,9 @@ __all__ = [
     "Source",
     "SourceContext",
     "build_source",
+    "edgar",
     "json_api",
+    "nasdaq_halts",
     "options_model",
     "page",
     "register_source",

@@ -48,6 +48,7 @@ class SourceContext:
         etag: str | None = None,
         last_modified: str | None = None,
         accept: str = "*/*",
+        headers: dict[str, str] | None = None,
     ) -> Response:
         """A counted, timed fetch; errors are counted by kind and re-raised."""
         if self.fetcher is None:
@@ -60,6 +61,7 @@ class SourceContext:
                 etag=etag,
                 last_modified=last_modified,
                 accept=accept,
+                headers=headers,
             )
         except FetchError:
             self.on_fetch(source, "error", time.perf_counter() - start)
@@ -87,6 +89,10 @@ class Source(ABC):
     def dedup(self) -> bool:
         """Whether the crawler drops repeats from this source (replays of labeled files don't)."""
         return True
+
+    def urls(self) -> list[str]:
+        """The URLs this source polls (shown by ``crawl --dry-run``; paced per host)."""
+        return []
 
     @abstractmethod
     def poll(self) -> AsyncIterator[RawItem]:

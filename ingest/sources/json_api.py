@@ -14,7 +14,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from ingest.config import SourceOptions
 from ingest.fetch import FetchError
@@ -43,6 +43,9 @@ class JsonApiOptions(SourceOptions):
     items_path: str = ""  # dotted path to the list of results; "" = the response is the list
     fields: FieldMap = FieldMap()
     fetch_pages: bool = False
+    # Sent as this header rather than in the URL, so the key stays out of logs and errors.
+    api_key: SecretStr | None = None
+    api_key_header: str = "Authorization"
 
 
 def lookup(obj: Any, path: str | None) -> Any:
@@ -75,6 +78,8 @@ def map_item(obj: Any, fields: FieldMap, *, source: str, lang: str | None = None
     if not isinstance(obj, dict):
         return RawItem(source=source)  # no title, no id: the normaliser rejects it with a reason
     tickers = lookup(obj, fields.tickers)
+    if isinstance(tickers, str):  # e.g. Finnhub's related: "AAPL,MSFT"
+        tickers = [t for t in tickers.split(",") if t.strip()]
     return RawItem(
         source=source,
         title=_text(lookup(obj, fields.title)),
@@ -93,8 +98,15 @@ class JsonApiSource(Source):
     Options = JsonApiOptions
     options: JsonApiOptions
 
+    def urls(self) -> list[str]:
+        return [self.options.url]
+
     async def poll(self) -> AsyncIterator[RawItem]:
-        resp = await self.ctx.get(self.name, self.options.url, accept="application/json")
+        key = self.options.api_key
+        headers = {self.options.api_key_header: key.get_secret_value()} if key else None
+        resp = await self.ctx.get(
+            self.name, self.options.url, accept="application/json", headers=headers
+        )
         try:
             data = json.loads(resp.content)
         except ValueError as exc:  # also covers undecodable bytes

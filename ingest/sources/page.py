@@ -64,6 +64,9 @@ class PageSource(Source):
     Options = PageOptions
     options: PageOptions
 
+    def urls(self) -> list[str]:
+        return list(self.options.urls)
+
     async def poll(self) -> AsyncIterator[RawItem]:
         for url in self.options.urls:
             yield RawItem(source=self.name, url=url, lang=self.options.lang)

@@ -1,0 +1,373 @@
+"""The real-source presets against hand-written documents in each source's published format
+(EDGAR's Atom, RSS 2.0 with namespaces, JSON), served over HTTP by the fixture site."""
+
+import asyncio
+import json
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import tomli_w
+from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
+from typer.testing import CliRunner
+
+from finpulse.cli import app
+from ingest.crawler import Crawler
+from ingest.presets import GROUPS, PRESETS
+from ingest.sinks import CallbackSink
+
+FIXTURES = Path(__file__).parent / "fixtures"
+RSS, ATOM = "application/rss+xml; charset=utf-8", "application/atom+xml"
+CONTACT = "risk-ops@bank.example"
+FED_LAST_MODIFIED = "Wed, 10 Dec 2025 19:00:05 GMT"
+ECB_ETAG = '"ecb-251218"'
+# preset -> (path on the fixture site, fixture document, content type)
+FEEDS = {
+    "sec-edgar-8k": ("/cgi-bin/browse-edgar", "edgar-getcurrent-8k.atom", ATOM),
+    "sec-press": ("/news/pressreleases.rss", "sec-pressreleases.rss", RSS),
+    "fed-press": ("/feeds/press_all.xml", "fed-press_all.xml", "text/xml"),
+    "ecb-press": ("/rss/press.html", "ecb-press.rss", RSS),
+    "boe-news": ("/rss/news", "boe-news.rss", RSS),
+    "globenewswire": ("/RssFeed/orgclass/1", "globenewswire.rss", RSS),
+    "prnewswire": ("/rss/news-releases-list.rss", "prnewswire.rss", RSS),
+    "nasdaq-trade-halts": ("/rss.aspx", "nasdaq-tradehalts.rss", "text/xml"),
+}
+
+
+def serve(site, path, fixture, ctype, *, etag=None, last_modified=None):
+    body = (FIXTURES / fixture).read_bytes()
+
+    def reply(headers):
+        if etag and headers.get("if-none-match") == etag:
+            return 304, {"ETag": etag}, b""
+        if last_modified and headers.get("if-modified-since") == last_modified:
+            return 304, {"Last-Modified": last_modified}, b""
+        extra = {"Content-Type": ctype}
+        extra |= {"ETag": etag} if etag else {}
+        extra |= {"Last-Modified": last_modified} if last_modified else {}
+        return 200, extra, body
+
+    site.routes[path] = reply
+
+
+@pytest.fixture
+def feeds(site):
+    """Every `financial` preset's feed on the fixture site; Fed and ECB answer conditionally."""
+    for name, (path, fixture, ctype) in FEEDS.items():
+        serve(
+            site,
+            path,
+            fixture,
+            ctype,
+            etag=ECB_ETAG if name == "ecb-press" else None,
+            last_modified=FED_LAST_MODIFIED if name == "fed-press" else None,
+        )
+    return {name: site.url(path) for name, (path, _, _) in FEEDS.items()}
+
+
+class FakeTime:
+    """The crawler's clock and sleep: politeness waits are recorded, not slept."""
+
+    def __init__(self):
+        self.now, self.slept = 1000.0, []
+
+    def clock(self):
+        return self.now
+
+    async def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def crawl(settings, *, runs=1, time=None):
+    got, time = [], time or FakeTime()
+
+    async def go():
+        async with Crawler(
+            settings,
+            CallbackSink(got.append),
+            registry=CollectorRegistry(),
+            clock=time.clock,
+            sleep=time.sleep,
+        ) as c:
+            return [await c.run_once() for _ in range(runs)]
+
+    return got, asyncio.run(go())
+
+
+def presets_at(urls, **per_preset):
+    return [{"preset": name, "url": url, **per_preset.get(name, {})} for name, url in urls.items()]
+
+
+def test_financial_group_yields_articles_with_tickers(site, feeds, ingest_settings):
+    settings = ingest_settings(presets_at(feeds), watchlist={}, contact=CONTACT)
+    assert [s.name for s in settings.sources] == list(GROUPS["financial"])
+    assert settings.watchlist_file == "builtin:us-large-caps"  # the default for presets
+    got, [stats] = crawl(settings)
+    assert not [s for s in stats if s.failed or s.errors]
+    by = {(a.source, a.title): a for a in got}
+    assert len(got) == 13
+    apple = by[
+        "sec-edgar-8k",
+        "Apple Inc. files 8-K: Item 2.02 Results of Operations and Financial Condition; "
+        "Item 9.01 Financial Statements and Exhibits",
+    ]
+    assert apple.tickers == ["AAPL"]  # CIK 320193 via the shipped watchlist
+    assert apple.published_at.isoformat() == "2026-01-02T21:30:05+00:00"
+    assert apple.url.endswith("/0000320193-26-000004-index.htm")
+    edgar = {a.title.split(" files ")[0]: a.tickers for a in got if a.source == "sec-edgar-8k"}
+    assert edgar == {"Apple Inc.": ["AAPL"], "JPMORGAN CHASE & CO": ["JPM"],
+                     "TINYBIO THERAPEUTICS, INC.": []}  # fmt: skip
+    tickers = {a.title: a.tickers for a in got if a.source != "sec-edgar-8k"}
+    assert tickers["SEC Charges Goldman Sachs With Recordkeeping Failures"] == ["GS"]
+    assert tickers["Microsoft Announces Quarterly Dividend"] == ["MSFT"]  # name on watchlist
+    assert tickers["Acme Therapeutics Receives FDA Approval for Zedox in Adults"] == ["ACME"]
+    assert tickers["Globex Corporation Announces Quarterly Dividend"] == ["GBX"]  # category
+    halts = {a.title: a for a in got if a.source == "nasdaq-trade-halts"}
+    halt = halts["Trading halt: Acme Therapeutics Inc (ACME) on NASDAQ, reason T1 (news pending)"]
+    assert halt.tickers == ["ACME"] and halt.url is None
+    assert halt.published_at.isoformat() == "2026-01-02T14:19:52.826000+00:00"  # 09:19 ET
+    resumed = halts["Trading resumed: Globex Corp (GBX) on NYSE"]
+    assert resumed.published_at.isoformat() == "2026-01-02T15:06:00+00:00"
+    assert by["ecb-press", "Monetary policy decisions"].published_at.hour == 12
+    user_agents = {h.headers["user-agent"] for h in site.hits}
+    assert user_agents == {f"finpulse/0.1 (+https://github.com/finpulse/finpulse; {CONTACT})"}
+
+
+def test_presets_keep_their_host_spacing_even_when_the_default_is_zero(feeds, ingest_settings):
+    settings = ingest_settings(presets_at(feeds), contact=CONTACT, host_min_interval_s=0.0)
+
+    async def spacing():
+        async with Crawler(settings, CallbackSink(print), registry=CollectorRegistry()) as c:
+            c.fetcher.limiter.set_interval("127.0.0.1", 0.5)  # a lower Crawl-delay: ignored
+            return {s.name: c.fetcher.limiter.interval(urlsplit(s.urls()[0]).netloc)
+                    for s in c.sources}  # fmt: skip
+
+    # every fixture feed is on one host, so all get the strictest preset's floor
+    assert set(asyncio.run(spacing()).values()) == {2.0}
+    alone = ingest_settings([{"preset": "sec-edgar-8k", "url": feeds["sec-edgar-8k"]}],
+                            contact=CONTACT, host_min_interval_s=0.0)  # fmt: skip
+    settings = alone
+    assert asyncio.run(spacing()) == {"sec-edgar-8k": 0.2}  # SEC: 5 requests/s, limit is 10
+
+
+def test_conditional_get_last_modified_and_etag(site, feeds, ingest_settings):
+    urls = {k: feeds[k] for k in ("fed-press", "ecb-press")}
+    settings = ingest_settings(presets_at(urls))
+    first, _ = crawl(settings)
+    again, [stats] = crawl(settings)  # a restart on the same state file
+    assert len(first) == 3 and again == []
+    fed, ecb = site.hits_for(FEEDS["fed-press"][0]), site.hits_for(FEEDS["ecb-press"][0])
+    assert "if-modified-since" not in fed[0].headers
+    assert fed[1].headers["if-modified-since"] == FED_LAST_MODIFIED
+    assert ecb[1].headers["if-none-match"] == ECB_ETAG
+    assert all(s.items == 0 and not s.failed for s in stats)  # two 304s, nothing parsed
+
+
+def test_429_with_short_retry_after_is_waited_out(site, feeds, ingest_settings):
+    calls = []
+    fed = site.routes[FEEDS["fed-press"][0]]
+
+    def limited(headers):
+        calls.append(1)
+        return (429, {"Retry-After": "7"}, b"slow down") if len(calls) == 1 else fed(headers)
+
+    site.routes[FEEDS["fed-press"][0]] = limited
+    settings = ingest_settings(presets_at({"fed-press": feeds["fed-press"]}), max_retries=2)
+    time = FakeTime()
+    got, [[stats]] = crawl(settings, time=time)
+    assert len(got) == 2 and not stats.failed and len(calls) == 2
+    assert 7.0 in time.slept  # waited what the server asked, not the (zero) backoff
+
+
+def test_429_with_long_retry_after_ends_the_poll_and_delays_the_next(site, feeds, ingest_settings):
+    site.routes[FEEDS["ecb-press"][0]] = lambda h: (429, {"Retry-After": "7200"}, b"")
+    settings = ingest_settings(presets_at({"ecb-press": feeds["ecb-press"]}), max_retries=3)
+
+    async def go():
+        async with Crawler(settings, CallbackSink(lambda a: None), registry=CollectorRegistry(),
+                           clock=lambda: 0.0) as c:  # fmt: skip
+            return [s.source for now in (0, 900, 3600, 7199, 7200) for s in await c.run_due(now)]
+
+    polls = asyncio.run(go())
+    assert polls == ["ecb-press", "ecb-press"]  # at 0 and at 7200 s: not at 900 (interval)
+    assert len(site.hits_for(FEEDS["ecb-press"][0])) == 2  # no retries inside a poll either
+
+
+def test_malformed_feed_is_reported_and_the_others_keep_going(site, feeds, ingest_settings):
+    # what a wire's CDN answers a client it does not like: 200, an HTML page, no feed
+    site.routes[FEEDS["prnewswire"][0]] = lambda h: (
+        200,
+        {"Content-Type": RSS},
+        b"<html><head><title>Access Denied</title></head><body><h1>Access Denied</h1>"
+        b"<p>Reference #18.2f1e1002</body></html>",
+    )
+    settings = ingest_settings(presets_at(feeds), contact=CONTACT)
+    got, [stats] = crawl(settings)
+    by = {s.source: s for s in stats}
+    assert by["prnewswire"].failed and by["prnewswire"].error_kinds == {"parse": 1}
+    assert "malformed feed" in by["prnewswire"].error_messages[0]
+    assert feeds["prnewswire"] in by["prnewswire"].error_messages[0]  # names the URL
+    assert [s for s in stats if s.failed] == [by["prnewswire"]]
+    assert len(got) == 12
+
+
+def test_feed_that_moved_301_is_followed_and_remembered(site, feeds, ingest_settings):
+    old = "/feeds/press_all_old.xml"
+    site.routes[old] = lambda h: (301, {"Location": FEEDS["fed-press"][0]}, b"")
+    settings = ingest_settings([{"preset": "fed-press", "url": site.url(old)}])
+    got, [[stats]] = crawl(settings)
+    assert len(got) == 2 and not stats.failed
+    assert stats.error_kinds == {"moved": 1}
+    assert feeds["fed-press"] in stats.error_messages[0]  # tells the user where it went
+    again, [[stats]] = crawl(settings)  # restart: straight to the new address, conditionally
+    assert again == [] and stats.errors == 0
+    assert len(site.hits_for(old)) == 1
+    assert site.hits_for(FEEDS["fed-press"][0])[-1].headers["if-modified-since"]
+
+
+def test_edgar_needs_a_contact_address(ingest_settings):
+    with pytest.raises(ValidationError, match=r"requires a contact e-mail.*ingest\.contact"):
+        ingest_settings(["preset:sec-edgar-8k"])
+    ok = ingest_settings(["preset:sec-edgar-8k"], user_agent="Acme Risk ops@acme.example")
+    assert ok.sources[0].name == "sec-edgar-8k"  # a contact already in user_agent counts
+
+
+@pytest.mark.parametrize(
+    ("entry", "error"),
+    [
+        ({"preset": "fed-press", "interval_s": 10}, "below the polite minimum 300"),
+        ({"preset": "globenewswire", "host_min_interval_s": 0.1}, "below the source's rate"),
+        ("preset:no-such-feed", "unknown preset 'no-such-feed'"),
+        ("https://example.com/feed", "a source is a table or 'preset:'NAME"),
+        ("preset:finnhub-news", "needs an API key: set ingest.api_keys.finnhub"),
+    ],
+)
+def test_preset_mistakes_are_one_clear_error(ingest_settings, entry, error):
+    with pytest.raises(ValidationError, match=error):
+        ingest_settings([entry], contact=CONTACT)
+
+
+def test_per_ticker_preset_expands_over_the_watchlist(site, ingest_settings):
+    serve(site, "/rss/2.0/headline", "yahoo-headline-AAPL.rss", RSS)
+    url = site.url("/rss/2.0/headline?s={ticker}&region=US")
+    two = ingest_settings([{"preset": "yahoo-finance-headlines", "url": url}],
+                          watchlist={"AAPL": ["Apple"], "BRK.B": ["Berkshire"]})  # fmt: skip
+    assert [(s.name, s.url, s.tickers) for s in two.sources] == [
+        ("yahoo-finance-headlines:AAPL", site.url("/rss/2.0/headline?s=AAPL&region=US"), ["AAPL"]),
+        ("yahoo-finance-headlines:BRK.B", site.url("/rss/2.0/headline?s=BRK.B&region=US"),
+         ["BRK.B"]),
+    ]  # fmt: skip
+    assert "yahoo-finance-headlines" not in GROUPS["financial"]  # restrictive terms: opt-in
+    one = ingest_settings(
+        [{"preset": "yahoo-finance-headlines", "url": url, "tickers": ["AAPL"]}], watchlist={}
+    )
+    got, _ = crawl(one)
+    assert [(a.title, a.tickers) for a in got] == [
+        ("iPhone supplier cuts outlook, shares slip", ["AAPL"])  # the feed's ticker
+    ]
+
+
+def test_json_api_preset_sends_its_key_as_a_header(site, ingest_settings):
+    serve(site, "/api/v1/news", "finnhub-news.json", "application/json")
+    settings = ingest_settings(
+        [{"preset": "finnhub-news", "url": site.url("/api/v1/news?category=general")}],
+        api_keys={"finnhub": "sekret-key"},
+    )
+    got, [[stats]] = crawl(settings)
+    assert (stats.items, stats.produced) == (2, 2)
+    by = {a.title: a for a in got}
+    nvda = by["Nvidia and Microsoft extend cloud partnership"]
+    assert nvda.tickers == ["MSFT", "NVDA"]  # Finnhub's "related": "NVDA,MSFT"
+    assert nvda.published_at.isoformat() == "2026-01-02T15:00:00+00:00"  # epoch seconds
+    [hit] = site.hits_for("/api/v1/news")
+    assert hit.headers["x-finnhub-token"] == "sekret-key"
+    assert "sekret" not in str(settings.sources[0].model_dump())  # masked like any secret
+
+
+def test_company_tickers_json_maps_every_cik(tmp_path, feeds, ingest_settings):
+    tickers = tmp_path / "company_tickers.json"
+    rows = {
+        "0": {"cik_str": 1999999, "ticker": "TNYB", "title": "TINYBIO THERAPEUTICS, INC."},
+        "1": {"cik_str": 1067983, "ticker": "BRK-B", "title": "BERKSHIRE HATHAWAY INC"},
+    }
+    tickers.write_text(json.dumps(rows))
+    settings = ingest_settings(
+        [{"preset": "sec-edgar-8k", "url": feeds["sec-edgar-8k"]}],
+        contact=CONTACT,
+        company_tickers_file=tickers,
+        watchlist={},  # so the shipped watchlist is used as well
+    )
+    assert settings.ciks[1067983] == "BRK.B" and settings.ciks[320193] == "AAPL"
+    got, _ = crawl(settings)
+    assert sorted(t for a in got for t in a.tickers) == ["AAPL", "JPM", "TNYB"]
+
+
+def test_watchlist_file_is_merged_and_checked(tmp_path, ingest_settings):
+    wl = tmp_path / "wl.csv"
+    wl.write_text("# our names\nticker,cik,names\nACME,1999999,Acme Corp|Acme\nbrk-b,,Berkshire\n")
+    s = ingest_settings([], watchlist={"ACME": ["ACME Inc"]}, watchlist_file=str(wl))
+    assert s.watchlist["ACME"] == ["Acme Corp", "Acme", "ACME Inc"]
+    assert s.watchlist["BRK.B"] == ["Berkshire"] and s.ciks == {1999999: "ACME"}
+    wl.write_text("ticker,cik,names\nACME,12x,Acme\n")
+    with pytest.raises(ValidationError, match="row 2: CIK '12x' is not a number"):
+        ingest_settings([], watchlist_file=str(wl))
+    with pytest.raises(ValidationError, match="no shipped watchlist 'builtin:nope'"):
+        ingest_settings([], watchlist_file="builtin:nope")
+
+
+def test_shipped_watchlist_and_preset_table_are_complete():
+    from ingest.watchlist import load_watchlist
+
+    wl = load_watchlist("builtin:us-large-caps")
+    assert len(wl.ciks) == len(wl.aliases) >= 40 and all(wl.aliases.values())
+    for p in PRESETS.values():
+        assert p.url.startswith("https://") and p.yields and p.terms
+        assert p.min_interval_s <= p.interval_s and p.min_interval_s >= 60
+    assert PRESETS["sec-edgar-8k"].host_min_interval_s >= 0.1  # SEC: at most 10 requests/s
+
+
+runner = CliRunner()
+
+
+def write_config(tmp_path, sources):
+    cfg = tmp_path / "finpulse.toml"
+    ingest = {
+        "allow_private_addresses": ["127.0.0.1/32"],
+        "dedup_db": str(tmp_path / "state.db"),
+        "contact": CONTACT,
+        "retry_backoff_s": 0.0,
+        "host_min_interval_s": 0.0,
+        "sources": sources,
+    }
+    cfg.write_text(tomli_w.dumps({"ingest": ingest}))
+    return cfg
+
+
+def test_dry_run_prints_plan_and_per_source_results(tmp_path, site, feeds):
+    site.routes[FEEDS["boe-news"][0]] = lambda h: (503, {}, b"down")
+    # feeds with no 2 s host floor: they share the fixture host, and this run sleeps for real
+    urls = {k: feeds[k] for k in ("sec-edgar-8k", "fed-press", "boe-news")}
+    cfg = write_config(tmp_path, presets_at(urls))
+    result = runner.invoke(
+        app, ["--config", str(cfg), "crawl", "--dry-run"], env={"COLUMNS": "300"}
+    )
+    assert result.exit_code == 1, result.output  # one source failed
+    out = result.output
+    assert feeds["sec-edgar-8k"] in out and "at most 10 requests/s" in out  # the plan
+    assert "✓ sec-edgar-8k: 3 items, 3 new articles" in out
+    assert "Apple Inc. files 8-K: Item 2.02" in out and "[AAPL]" in out
+    assert "✗ boe-news: http_status:" in out and "HTTP 503" in out
+    assert not (tmp_path / "state.db").exists()  # nothing remembered: a real crawl starts fresh
+
+
+def test_dry_run_skips_presets_it_cannot_run_and_says_why(tmp_path):
+    cfg = tmp_path / "finpulse.toml"
+    cfg.write_text("[ingest]\n")
+    args = ["--config", str(cfg), "crawl", "--preset", "sec-edgar-8k", "--dry-run"]
+    result = runner.invoke(app, args, env={"COLUMNS": "300"})
+    assert result.exit_code == 1
+    assert "skipped preset sec-edgar-8k: the publisher requires a contact e-mail" in result.output
+    strict = runner.invoke(app, [*args[:-1], "--once"], env={"COLUMNS": "300"})
+    assert strict.exit_code == 2 and "ingest.contact" in strict.output
