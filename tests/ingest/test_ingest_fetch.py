@@ -3,22 +3,11 @@ import ipaddress
 import random
 
 import pytest
+from ingest_helpers import FakeTime
 
 from ingest.fetch import Fetcher, FetchError, HostLimiter, backoff_delay, is_public
 
 LOOPBACK = [ipaddress.ip_network("127.0.0.1/32")]
-
-
-class FakeTime:
-    def __init__(self):
-        self.now, self.slept = 0.0, []
-
-    def clock(self):
-        return self.now
-
-    async def sleep(self, s):
-        self.slept.append(round(s, 6))
-        self.now += s
 
 
 def fetcher(**kw):

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import tomli_w
+from ingest_helpers import FakeTime
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 from typer.testing import CliRunner
@@ -64,20 +65,6 @@ def feeds(site):
             last_modified=FED_LAST_MODIFIED if name == "fed-press" else None,
         )
     return {name: site.url(path) for name, (path, _, _) in FEEDS.items()}
-
-
-class FakeTime:
-    """The crawler's clock and sleep: politeness waits are recorded, not slept."""
-
-    def __init__(self):
-        self.now, self.slept = 1000.0, []
-
-    def clock(self):
-        return self.now
-
-    async def sleep(self, seconds):
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 def crawl(settings, *, runs=1, time=None):
