@@ -26,7 +26,7 @@ from finpulse.contracts import Alert, UtcDatetime, utcnow
 LABELS = ("rule", "scope", "key", "severity", "detector")
 MAX_MATCHER_CHARS = 1000
 MAX_MATCHERS = 20
-_MATCHER = re.compile(r"^\s*([a-z_]+)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
+_MATCHER = re.compile(r"\s*([a-z_]+)\s*(=~|!~|!=|=)\s*(.*?)\s*", re.DOTALL)
 
 
 @lru_cache(maxsize=1024)
@@ -65,7 +65,7 @@ def parse_matcher(text: str) -> Matcher:
     """``label=value``, ``label!=value``, ``label=~regex`` or ``label!~regex``."""
     if len(text) > MAX_MATCHER_CHARS:
         raise ValueError(f"a matcher is at most {MAX_MATCHER_CHARS} characters")
-    m = _MATCHER.match(text)
+    m = _MATCHER.fullmatch(text)
     if not m:
         raise ValueError(f"matcher {text!r} is not label=value, label!=value, label=~re, label!~re")
     label, op, value = m.groups()

@@ -1,43 +1,54 @@
 """The JSON API behind the dashboard page, and the page itself.
 
 Routes are plain ``def`` functions: the store and alert state are synchronous, so FastAPI
-runs them in its thread pool. Every error leaves as ``{"error": message}``.
+runs them in its thread pool. Every error leaves as ``{"error": message}``; every bound on
+a parameter is declared in the OpenAPI document, so no valid request meets a 4xx and no
+value, however extreme, reaches a 500.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, HTTPException, Query, Request, Response
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from alerts.silences import Silence
 from alerts.store import AlertRecord
-from dashboard import schemas
+from dashboard import guards, schemas
 from dashboard.bands import SHARE_DETECTORS, detector_bands
 from dashboard.events import EventStream
+from dashboard.guards import error as _error
 from dashboard.metrics import ApiMetrics
+from dashboard.schemas import ApiTime, clamped
 from dashboard.services import Services
 from finpulse import __version__
-from finpulse.contracts import AlertState, Scope, ScoredArticle, Sentiment, utcnow
+from finpulse.contracts import MAX_ID_BYTES, AlertState, Scope, ScoredArticle, Sentiment, utcnow
 from stream.sinks import Filters, StoreUnavailable
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 MAX_WINDOWS = 500
+MAX_STEP_S = 31 * 86400
+MAX_RESULTS = 10_000  # page * size; Elasticsearch's index.max_result_window
 RECENT_WINDOWS = 3
-ERRORS = {code: {"model": schemas.ErrorBody} for code in (400, 401, 404, 422, 503)}
+ERRORS = {code: {"model": schemas.ErrorBody} for code in (400, 401, 404, 421, 422, 500, 503)}
+RANGE = "``since`` must be before ``until`` when both are given. "
+# An id path parameter: at most MAX_ID_BYTES bytes of UTF-8 (longer ones cannot exist).
+Id = Annotated[str, PathParam(max_length=MAX_ID_BYTES)]
 
 
 def create_app(services: Services, metrics: ApiMetrics | None = None) -> FastAPI:
@@ -51,8 +62,8 @@ def create_app(services: Services, metrics: ApiMetrics | None = None) -> FastAPI
     app.state.services = services
     app.state.events = EventStream(services)
     _errors(app)
-    _auth(app, services)
     _measure(app, metrics or ApiMetrics(CollectorRegistry()))
+    guards.install(app, services.api)
     _routes(app, services)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -63,22 +74,21 @@ def create_app(services: Services, metrics: ApiMetrics | None = None) -> FastAPI
     return app
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
-
-
 def _errors(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request)
+        return _error(exc.status_code, str(exc.detail), headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = []
-        for e in exc.errors():
-            where = ".".join(str(p) for p in e["loc"] if p != "body") or "body"
-            problems.append(f"{where}: {e['msg'].removeprefix('Value error, ')}")
-        return _error(422, "; ".join(problems))
+        return _error(422, _problems(exc.errors()))
+
+    @app.exception_handler(ValidationError)
+    async def invalid_value(request: Request, exc: ValidationError) -> JSONResponse:
+        return _error(400, _problems(exc.errors()))
 
     @app.exception_handler(ValueError)
     async def bad_value(request: Request, exc: ValueError) -> JSONResponse:
@@ -88,26 +98,24 @@ def _errors(app: FastAPI) -> None:
     async def unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
         return _error(503, f"store unavailable: {exc}")
 
-    @app.exception_handler(Exception)
-    async def crashed(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _error(500, f"internal error ({type(exc).__name__}); see the server log")
+
+def _problems(errors: Sequence[Any]) -> str:
+    """Pydantic errors as one line: ``field: message; ...``."""
+    problems = []
+    for e in errors:
+        where = ".".join(str(p) for p in e["loc"] if p != "body") or "body"
+        problems.append(f"{where}: {e['msg'].removeprefix('Value error, ')}")
+    return "; ".join(problems)
 
 
-def _auth(app: FastAPI, services: Services) -> None:
-    """With a token configured, every /api call must present it as a Bearer token."""
-    token = services.api.auth_token
-    if token is None:
-        return
-    expected = f"Bearer {token.get_secret_value()}".encode()
-
-    @app.middleware("http")
-    async def bearer(request: Request, call_next):  # noqa: ANN001 - starlette hook
-        if request.url.path.startswith("/api"):
-            given = request.headers.get("authorization", "").encode()
-            if not hmac.compare_digest(given, expected):
-                return _error(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
-        return await call_next(request)
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
 
 
 def _measure(app: FastAPI, metrics: ApiMetrics) -> None:
@@ -123,19 +131,33 @@ def _measure(app: FastAPI, metrics: ApiMetrics) -> None:
         return response
 
 
-def _window(
-    services: Services, step_s: int, windows: int, until: datetime | None
+def _ordered(since: datetime | None, until: datetime | None) -> None:
+    if since is not None and until is not None and since >= until:
+        raise ValueError(f"since ({since.isoformat()}) must be before until ({until.isoformat()})")
+
+
+def _range(
+    services: Services,
+    step_s: int,
+    windows: int,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> tuple[datetime, datetime]:
-    """The chart's range: ``windows`` steps up to ``until``, by default the newest article.
+    """The chart's range: from ``since`` (else ``windows`` steps) up to ``until``, by default
+    the end of the newest article's window; at most MAX_WINDOWS windows, the newest ones.
 
     Anchoring on the data, not the wall clock, keeps a replay of old (or simulated) news
-    on screen.
+    on screen. The result may be empty (``lo >= hi``), e.g. for a ``since`` after the data.
     """
+    _ordered(since, until)
     if until is None:
         latest = services.store.latest(1)
-        newest = latest[0].published_at if latest else utcnow()
-        until = datetime.fromtimestamp(math.floor(newest.timestamp() / step_s + 1) * step_s, UTC)
-    return until - timedelta(seconds=step_s * windows), until
+        newest = clamped(latest[0].published_at if latest else utcnow())
+        hi = datetime.fromtimestamp(math.floor(newest.timestamp() / step_s + 1) * step_s, UTC)
+    else:
+        hi = clamped(until)
+    lo = clamped(since) if since is not None else hi - timedelta(seconds=step_s * windows)
+    return max(lo, hi - timedelta(seconds=step_s * MAX_WINDOWS), schemas.EARLIEST), hi
 
 
 def _series(
@@ -144,7 +166,7 @@ def _series(
     rule = services.rule_for(scope, key)
     if rule is not None and (rule.window_s != step_s or rule.detector not in SHARE_DETECTORS):
         rule = None  # its baseline is not a share of these windows: nothing to draw
-    points = services.store.rates(scope, key, since, until, step_s)
+    points = services.store.rates(scope, key, since, until, step_s) if since < until else []
     bands = detector_bands(rule, points) if rule else None
     out = [
         schemas.RatePointOut.of(p, step_s, bands[i] if bands else None)
@@ -191,24 +213,34 @@ def _routes(app: FastAPI, s: Services) -> None:
         """Topics, tickers and sources to drill into (labels, watchlist and what was seen)."""
         return schemas.Facets(**s.facets())
 
-    @app.get("/api/articles", response_model=schemas.ArticlePage, tags=["articles"])
+    size_max = s.api.page_size_max
+
+    @app.get(
+        "/api/articles",
+        response_model=schemas.ArticlePage,
+        tags=["articles"],
+        description="Search scored articles, newest first; filters combine with AND. "
+        + RANGE
+        + f"At most {MAX_RESULTS} results are reachable (page * size).",
+    )
     def articles(
         q: Annotated[str, Query(max_length=500, description="full-text, all words")] = "",
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: Annotated[ApiTime | None, Query(description="published at or after")] = None,
+        until: Annotated[ApiTime | None, Query(description="published before")] = None,
         topic: Annotated[str | None, Query(max_length=200)] = None,
         sentiment: Sentiment | None = None,
         ticker: Annotated[str | None, Query(max_length=20)] = None,
         source: Annotated[str | None, Query(max_length=200)] = None,
-        page: Annotated[int, Query(ge=1, le=10_000)] = 1,
-        size: Annotated[int, Query(ge=1)] = 20,
+        page: int = Query(1, ge=1, le=max(1, MAX_RESULTS // size_max)),
+        size: int = Query(min(20, size_max), ge=1, le=size_max),
     ) -> schemas.ArticlePage:
-        """Search scored articles, newest first; filters combine with AND."""
-        if size > s.api.page_size_max:
-            raise ValueError(f"size must be at most {s.api.page_size_max}")
+        _ordered(since, until)
+        lo, hi = (clamped(since) if since else None), (clamped(until) if until else None)
+        if lo is not None and hi is not None and lo >= hi:  # both beyond the stored range
+            return schemas.ArticlePage(total=0, page=page, size=size, items=[])
         filters = Filters(
-            since=_aware(since, "since"),
-            until=_aware(until, "until"),
+            since=lo,
+            until=hi,
             topic=topic or None,
             sentiment=sentiment,
             ticker=ticker or None,
@@ -220,47 +252,51 @@ def _routes(app: FastAPI, s: Services) -> None:
         )
 
     @app.get("/api/articles/{article_id}", response_model=ScoredArticle, tags=["articles"])
-    def article(article_id: str) -> ScoredArticle:
-        found = s.store.get(article_id)
+    def article(article_id: Id) -> ScoredArticle:
+        found = s.store.get(article_id) if _fits(article_id) else None
         if found is None:
             raise HTTPException(404, f"no article with id {article_id!r}")
         return found
 
-    @app.get("/api/rates", response_model=schemas.RateSeries, tags=["rates"])
+    @app.get(
+        "/api/rates",
+        response_model=schemas.RateSeries,
+        tags=["rates"],
+        description="Negative share and volume per window, with the rule detector's "
+        "baseline/threshold. ``step_s`` defaults to the window of the rule watching this key "
+        "(else the stream's), so each bar is one window the detector judged. "
+        + RANGE
+        + f"A range of more than {MAX_WINDOWS} windows keeps the newest {MAX_WINDOWS}; "
+        "times are clamped to 1970-9000.",
+    )
     def rates(
         scope: Scope = Scope.GLOBAL,
         key: Annotated[str, Query(max_length=200)] = "all",
-        since: datetime | None = None,
-        until: datetime | None = None,
-        step_s: Annotated[int | None, Query(ge=1)] = None,
+        since: ApiTime | None = None,
+        until: Annotated[
+            ApiTime | None, Query(description="default: the end of the newest article's window")
+        ] = None,
+        step_s: Annotated[int | None, Query(ge=1, le=MAX_STEP_S)] = None,
         windows: Annotated[int, Query(ge=1, le=MAX_WINDOWS)] = 60,
     ) -> schemas.RateSeries:
-        """Negative share and volume per window, with the rule detector's baseline/threshold.
-
-        ``step_s`` defaults to the window of the rule watching this key (else the stream's),
-        so each bar is one window the detector judged.
-        """
         key = "all" if scope == Scope.GLOBAL else key
         rule = s.rule_for(scope, key)
         step = step_s or (rule.window_s if rule else s.window_s)
-        lo, hi = _window(s, step, windows, _aware(until, "until"))
-        lo = _aware(since, "since") or lo
+        lo, hi = _range(s, step, windows, since, until)
         name, points = _series(s, scope, key, lo, hi, step)
         return schemas.RateSeries(scope=scope, key=key, step_s=step, rule=name, points=points)
 
     @app.get("/api/rates/by-key", response_model=schemas.KeyRates, tags=["rates"])
     def rates_by_key(
-        scope: Scope = Scope.TOPIC,
+        scope: Literal["topic", "ticker", "source"] = "topic",
         windows: Annotated[int, Query(ge=1, le=MAX_WINDOWS)] = 30,
     ) -> schemas.KeyRates:
         """Every known key of a scope with its recent series: the small multiples."""
-        if scope == Scope.GLOBAL:
-            raise ValueError("by-key needs scope topic, ticker or source")
         step = s.window_s
-        lo, hi = _window(s, step, windows, None)
+        lo, hi = _range(s, step, windows)
         keys = []
-        for key in s.facets()[f"{scope.value}s"]:
-            points = s.store.rates(scope, key, lo, hi, step)
+        for key in s.facets()[f"{scope}s"]:
+            points = s.store.rates(Scope(scope), key, lo, hi, step)
             total = sum(p.total for p in points)
             if not total:
                 continue
@@ -275,7 +311,7 @@ def _routes(app: FastAPI, s: Services) -> None:
                     points=[schemas.RatePointOut.of(p, step) for p in points],
                 )
             )
-        return schemas.KeyRates(scope=scope, step_s=step, keys=keys)
+        return schemas.KeyRates(scope=Scope(scope), step_s=step, keys=keys)
 
     @app.get("/api/alerts", response_model=schemas.AlertList, tags=["alerts"])
     def alerts(
@@ -290,14 +326,14 @@ def _routes(app: FastAPI, s: Services) -> None:
         return schemas.AlertList(items=[_alert_out(s, r) for r in records])
 
     @app.get("/api/alerts/{alert_id}", response_model=schemas.AlertOut, tags=["alerts"])
-    def alert(alert_id: str) -> schemas.AlertOut:
+    def alert(alert_id: Id) -> schemas.AlertOut:
         record = s.alerts.get_alert(alert_id)
         if record is None:
             raise HTTPException(404, f"no alert with id {alert_id!r}")
         return _alert_out(s, record)
 
     @app.post("/api/alerts/{alert_id}/ack", response_model=schemas.AlertOut, tags=["alerts"])
-    def acknowledge(alert_id: str, body: schemas.AckIn) -> schemas.AlertOut:
+    def acknowledge(alert_id: Id, body: schemas.AckIn) -> schemas.AlertOut:
         """Acknowledge: the alert stays firing but is not re-notified."""
         try:
             record = s.alerts.acknowledge(alert_id, body.by, body.comment)
@@ -312,11 +348,13 @@ def _routes(app: FastAPI, s: Services) -> None:
 
     @app.post("/api/silences", response_model=Silence, status_code=201, tags=["alerts"])
     def add_silence(body: schemas.SilenceIn) -> Silence:
-        """Mute notifications of matching alerts for a duration (or until ``ends_at``)."""
+        """Mute notifications of matching alerts for a duration or until ``ends_at``, which
+        must be after the start (``starts_at``, default now). Regex matchers use RE2 syntax;
+        backreferences and lookaround are refused."""
         return s.alerts.add_silence(body.to_silence())
 
     @app.delete("/api/silences/{silence_id}", status_code=204, tags=["alerts"])
-    def delete_silence(silence_id: str) -> Response:
+    def delete_silence(silence_id: Id) -> Response:
         if not s.alerts.delete_silence(silence_id):
             raise HTTPException(404, f"no silence with id {silence_id!r}")
         return Response(status_code=204)
@@ -326,7 +364,7 @@ def _routes(app: FastAPI, s: Services) -> None:
     )
     def feedback(body: schemas.FeedbackIn) -> schemas.FeedbackOut:
         """Correct an article's topic or sentiment; ``finpulse retrain --feedback`` reads it."""
-        found = s.store.get(body.article_id)
+        found = s.store.get(body.article_id) if _fits(body.article_id) else None
         if found is None:
             raise HTTPException(404, f"no article with id {body.article_id!r}")
         predicted = found.topic if body.task == "topic" else found.sentiment.value
@@ -370,7 +408,6 @@ def _routes(app: FastAPI, s: Services) -> None:
         )
 
 
-def _aware(value: datetime | None, name: str) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ValueError(f"{name} must carry a timezone, e.g. 2026-01-02T03:04:05Z")
-    return value
+def _fits(identifier: str) -> bool:
+    """Whether an id could be stored at all (a longer one is simply not found)."""
+    return len(identifier.encode()) <= MAX_ID_BYTES

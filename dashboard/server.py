@@ -8,17 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import ipaddress
 import logging
-from collections.abc import Iterator
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import uvicorn
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from dashboard.config import ApiSettings
 
 log = logging.getLogger(__name__)
+
+
+class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
 
 
 class BindRefused(ValueError):
@@ -41,14 +51,23 @@ def is_loopback(host: str) -> bool:
         return False  # a host name could resolve anywhere
 
 
+MIN_TOKEN_CHARS = 16
+
+
 def check_bind(api: ApiSettings) -> None:
-    """Refuse a non-loopback address unless a token protects the API."""
-    token = api.auth_token.get_secret_value() if api.auth_token else ""
-    if not is_loopback(api.host) and not token:
-        raise BindRefused(
-            f"refusing to listen on {api.host}:{api.port} without an auth token: set "
-            "api.auth_token (FINPULSE_API__AUTH_TOKEN) or bind 127.0.0.1"
-        )
+    """Refuse a non-loopback API or metrics address unless a real token protects it."""
+    token = api.auth_token.get_secret_value().strip() if api.auth_token else ""
+    listeners = [("the API", api.host, api.port)]
+    if api.metrics_port:
+        listeners.append(("API metrics", api.metrics_host, api.metrics_port))
+    for what, host, port in listeners:
+        if not is_loopback(host) and len(token) < MIN_TOKEN_CHARS:
+            have = "a token this short" if token else "an auth token"
+            raise BindRefused(
+                f"refusing to serve {what} on {host}:{port} without {have}: set "
+                f"api.auth_token (FINPULSE_API__AUTH_TOKEN, at least {MIN_TOKEN_CHARS} "
+                "characters) or bind 127.0.0.1"
+            )
 
 
 class _Server(uvicorn.Server):
@@ -57,13 +76,47 @@ class _Server(uvicorn.Server):
         yield  # the caller handles Ctrl-C and sets should_exit
 
 
+def _guarded(app: Callable[..., Any], token: str) -> Callable[..., Any]:
+    """The metrics WSGI app behind the API's bearer token (Prometheus: ``authorization``)."""
+    expected = f"Bearer {token}".encode()
+
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if not hmac.compare_digest(environ.get("HTTP_AUTHORIZATION", "").encode(), expected):
+            start_response("401 Unauthorized", [("WWW-Authenticate", "Bearer")])
+            return [b"missing or wrong bearer token\n"]
+        return app(environ, start_response)
+
+    return guarded
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
 @contextlib.contextmanager
 def metrics_listener(api: ApiSettings, registry: CollectorRegistry) -> Iterator[None]:
-    """Prometheus metrics on ``api.metrics_port`` (0 = off) for as long as the block runs."""
+    """Prometheus metrics on ``api.metrics_port`` (0 = off) for as long as the block runs.
+
+    Off loopback a scrape must carry the API token (``check_bind`` insists on one).
+    """
     if not api.metrics_port:
         yield
         return
-    server, thread = start_http_server(api.metrics_port, api.metrics_host, registry)
+    check_bind(api)
+    app = make_wsgi_app(registry)
+    if not is_loopback(api.metrics_host) and api.auth_token is not None:
+        app = _guarded(app, api.auth_token.get_secret_value())
+    server_class = ThreadingWSGIServer
+    if ":" in api.metrics_host:  # an IPv6 address
+        server_class = type("ThreadingWSGIServer6", (ThreadingWSGIServer,), {
+            "address_family": socket.AF_INET6})  # fmt: skip
+    server = make_server(
+        api.metrics_host.strip("[]"), api.metrics_port, app, server_class,
+        handler_class=_QuietHandler,
+    )  # fmt: skip
+    thread = threading.Thread(target=server.serve_forever, daemon=True, name="api-metrics")
+    thread.start()
     try:
         yield
     finally:

@@ -17,6 +17,8 @@ from dashboard.services import Services
 from finpulse.settings import Settings
 from stream.sinks.sqlite import SqliteStore
 
+LOCAL = "http://127.0.0.1"  # a Host the API answers to (it refuses names it is not known by)
+
 
 def make_settings(tmp_path, **api) -> tuple[Settings, ApiSettings]:
     settings = Settings(
@@ -62,5 +64,5 @@ def services(request, tmp_path, engine) -> Services:
 
 @pytest.fixture
 def client(services) -> TestClient:
-    with TestClient(create_app(services)) as c:
+    with TestClient(create_app(services), base_url=LOCAL) as c:
         yield c

@@ -6,6 +6,7 @@ engine, so the alerts the API serves are the ones the pipeline would raise.
 
 from __future__ import annotations
 
+import socket
 from datetime import UTC, datetime, timedelta
 
 from finpulse.contracts import Article, ScoredArticle
@@ -72,3 +73,9 @@ def feed(articles: list[ScoredArticle], store, engine) -> list:
         for window in agg.add(batch):
             raised += engine.process(window, now=window.end)
     return raised
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
