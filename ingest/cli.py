@@ -13,7 +13,6 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from prometheus_client import CollectorRegistry, start_http_server
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -25,7 +24,8 @@ from finpulse.settings import Settings
 from ingest.config import IngestSettings
 from ingest.crawler import Crawler, PollStats
 from ingest.normalise import RawItem
-from ingest.presets import GROUPS, PRESETS, Preset, PresetError, member_names, problem
+from ingest.presets import GROUPS, PRESETS, Preset, PresetError
+from ingest.presets import apply as apply_presets
 from ingest.sinks.kafka_sink import KafkaSink, KafkaUnavailable
 from ingest.sources.replay import ReplayOptions, read_rows
 
@@ -139,11 +139,13 @@ def crawl(
         return
     _logging(verbose)
     settings = settings_from(ctx)
-    try:
-        ingest, skipped = _with_presets(settings.ingest, preset or [], lenient=dry_run)
-    except (PresetError, ValidationError) as exc:
-        err.print(f"[red]error:[/red] {_one_line(exc)}", soft_wrap=True)
-        raise typer.Exit(2) from None
+    ingest, skipped = settings.ingest, {}
+    if preset:  # the named presets replace ingest.sources
+        try:
+            ingest, skipped = apply_presets(settings.ingest, preset, lenient=dry_run)
+        except PresetError as exc:
+            err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+            raise typer.Exit(2) from None
     if not any(s.enabled for s in ingest.sources) and not skipped:
         err.print(
             "[red]error:[/red] no sources configured: add [[ingest.sources]] to the config "
@@ -163,26 +165,6 @@ def crawl(
     _report_spool(sink)
     if sink.spooled or any(s.undelivered for s in stats):
         raise typer.Exit(1)
-
-
-def _with_presets(
-    ingest: IngestSettings, names: list[str], *, lenient: bool
-) -> tuple[IngestSettings, dict[str, str]]:
-    """Settings whose sources are the named presets; with ``lenient``, presets whose
-    requirements are unmet are left out and returned with the reason instead of failing."""
-    if not names:
-        return ingest, {}
-    members = member_names(names)
-    skipped = {n: r for n in members if lenient and (r := problem(PRESETS[n], ingest))}
-    data = ingest.model_dump(exclude={"sources"})
-    sources = [f"preset:{n}" for n in members if n not in skipped]
-    return IngestSettings.model_validate({**data, "sources": sources}), skipped
-
-
-def _one_line(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
-    return str(exc)
 
 
 def _dry_run(ingest: IngestSettings, skipped: dict[str, str], verbose: bool) -> int:

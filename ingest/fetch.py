@@ -319,7 +319,7 @@ class Fetcher:
         """
         parser = urllib.robotparser.RobotFileParser(origin + "/robots.txt")
         resp = await self._get_with_retries(origin + "/robots.txt", {}, 512_000)
-        if resp.status >= 500:
+        if resp.status >= 500 or resp.status == 429:  # 429: unreachable too, not "no rules"
             parser.disallow_all = True
         elif resp.status >= 300:
             parser.allow_all = True

@@ -274,3 +274,26 @@ def expand(
         }
         for ticker in tickers
     ]
+
+
+def apply(
+    ingest: IngestSettings, names: Iterable[str], *, lenient: bool = False
+) -> tuple[IngestSettings, dict[str, str]]:
+    """Settings whose sources are the named presets (e.g. for a ``--preset`` option).
+
+    With ``lenient``, presets whose requirements are unmet are left out and returned with the
+    reason (preset → reason) instead of failing; any other problem is a one-line PresetError.
+    """
+    from pydantic import ValidationError
+
+    from ingest.config import IngestSettings
+
+    members = member_names(names)
+    skipped = {n: r for n in members if lenient and (r := problem(PRESETS[n], ingest))}
+    data = ingest.model_dump(exclude={"sources"})
+    data["sources"] = [f"{PREFIX}{n}" for n in members if n not in skipped]
+    try:
+        return IngestSettings.model_validate(data), skipped
+    except ValidationError as exc:
+        msgs = (str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise PresetError("; ".join(msgs)) from None

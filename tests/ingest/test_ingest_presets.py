@@ -118,6 +118,7 @@ def test_financial_group_yields_articles_with_tickers(site, feeds, ingest_settin
     resumed = halts["Trading resumed: Globex Corp (GBX) on NYSE"]
     assert resumed.published_at.isoformat() == "2026-01-02T15:06:00+00:00"
     assert by["ecb-press", "Monetary policy decisions"].published_at.hour == 12
+    assert len(site.hits_for("/robots.txt")) == 1  # once, though 8 sources started together
     user_agents = {h.headers["user-agent"] for h in site.hits}
     assert user_agents == {f"finpulse/0.1 (+https://github.com/finpulse/finpulse; {CONTACT})"}
 
