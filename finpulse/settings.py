@@ -8,10 +8,13 @@ then defaults. Every listener defaults to 127.0.0.1 so nothing is exposed by acc
 from __future__ import annotations
 
 import os
+import re
 from contextvars import ContextVar
 from enum import Enum
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
@@ -149,16 +152,78 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         _CONFIG_FILE.reset(token)
 
 
-def _masked(value: Any) -> Any:
-    """Plain TOML-able data with secrets masked and unset (None) keys dropped."""
+# Names (of settings, header keys, URL query parameters) whose value is a secret, by word:
+# "X-Api-Token", "sasl_password", "Authorization", "api_key"; not "max_keys_per_scope".
+_SECRET_WORDS = frozenset({
+    "password", "passwd", "pwd", "secret", "secrets", "token", "apikey", "authorization",
+    "auth", "cookie", "credential", "credentials", "signature", "jwt",
+})  # fmt: skip
+_SECRET_PAIRS = frozenset({("api", "key"), ("access", "key"), ("private", "key"),
+                           ("routing", "key"), ("secret", "key"), ("signing", "key")})  # fmt: skip
+# In a URL's query string a bare "key" or "sig" is a credential too (?key=..., SAS ?sig=...).
+_SECRET_QUERY_WORDS = _SECRET_WORDS | {"key", "sig", "code"}
+# A path segment that looks like a credential (webhook URLs carry their token in the path).
+_TOKENISH = re.compile(r"(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[\w-]{20,}")
+
+
+def _words(name: str) -> list[str]:
+    return [w for w in re.split(r"[^a-z0-9]+", name.lower()) if w]
+
+
+def is_secret_name(name: str, words: frozenset[str] = _SECRET_WORDS) -> bool:
+    """Whether a setting, header or parameter called ``name`` holds a secret.
+
+    >>> [is_secret_name(n) for n in ("X-Api-Token", "api_key", "max_keys_per_scope", "url")]
+    [True, True, False, False]
+    """
+    parts = _words(name)
+    return any(w in words for w in parts) or any(p in _SECRET_PAIRS for p in pairwise(parts))
+
+
+def mask_url(text: str) -> str:
+    """``text`` with the secrets of a URL masked: userinfo, secret query values, token paths.
+
+    >>> mask_url("https://u:pw@es.example.com:9200/x?token=abc&page=2")
+    'https://u:**********@es.example.com:9200/x?token=**********&page=2'
+    """
+    if "://" not in text:
+        return text
+    try:
+        parts = urlsplit(text)
+        netloc = parts.netloc
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        return MASK  # not parseable, so not safely shown in part
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user, has_password, _ = userinfo.partition(":")
+        netloc = f"{user}:{MASK}@{host}" if has_password else f"{MASK}@{host}"
+    query = "&".join(
+        f"{k}={MASK}" if v and is_secret_name(k, _SECRET_QUERY_WORDS) else pair
+        for pair in parts.query.split("&")
+        if pair
+        for k, _, v in [pair.partition("=")]
+    )
+    path = "/".join(MASK if _TOKENISH.fullmatch(seg) else seg for seg in parts.path.split("/"))
+    return urlunsplit((parts.scheme, netloc, path, query, parts.fragment))
+
+
+def _masked(value: Any, name: str = "") -> Any:
+    """Plain TOML-able data with secrets masked and unset (None) keys dropped.
+
+    A secret is masked wherever it sits: a SecretStr, a value under a secret-sounding name
+    (a webhook's ``Authorization`` header), or inside a URL (password, ``?token=``).
+    """
     if isinstance(value, SecretStr):
         return MASK if value.get_secret_value() else ""
     if isinstance(value, BaseModel):
         value = {k: getattr(value, k) for k in type(value).model_fields}
     if isinstance(value, dict):
-        return {str(k): _masked(v) for k, v in value.items() if v is not None}
+        return {str(k): _masked(v, str(k)) for k, v in value.items() if v is not None}
     if isinstance(value, list | tuple):
-        return [_masked(v) for v in value if v is not None]
+        return [_masked(v, name) for v in value if v is not None]
+    if isinstance(value, str):
+        return MASK if value and is_secret_name(name) else mask_url(value)
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, Path):

@@ -86,3 +86,25 @@ def test_toml_dump_masks_secrets_and_round_trips(tmp_path):
     assert again.model_dump(exclude={"elasticsearch", "kafka"}) == s.model_dump(
         exclude={"elasticsearch", "kafka"}
     )
+
+
+def test_config_show_masks_secrets_wherever_they_sit(tmp_path):
+    cfg = tmp_path / "f.toml"
+    cfg.write_text(
+        '[elasticsearch]\nurl = "https://elastic:hunter2@es.example.com:9200"\n'
+        "[alerts.notifiers.hook]\n"
+        'type = "webhook"\n'
+        'url = "https://hooks.example.com/in/T0AB12CD34/B0XY9Z8W7V6U5T4S3R2Q?token=tok3n&x=1"\n'
+        'headers = { Authorization = "Bearer b34rer", X-Api-Token = "h3ader", X-Team = "risk" }\n'
+        "[alerts.notifiers.am]\n"
+        'type = "alertmanager"\n'
+        'url = "http://ops:am-pass@127.0.0.1:19095/?key=k3y&sig=s1g"\n'
+    )
+    text = to_toml(load_settings(cfg))
+    for secret in ("hunter2", "tok3n", "b34rer", "h3ader", "am-pass", "k3y", "s1g", "B0XY9Z8W"):
+        assert secret not in text, secret
+    assert "https://elastic:**********@es.example.com:9200" in text  # where, not what
+    assert 'X-Team = "risk"' in text and "x=1" in text and "max_keys_per_scope" in text
+    dumped = tmp_path / "dumped.toml"
+    dumped.write_text(text)
+    assert load_settings(dumped).alerts.notifiers.keys() == {"hook", "am"}
