@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs finpulse's backing services on 127.0.0.1 without Docker: Kafka (KRaft), Elasticsearch,
-# Prometheus, Alertmanager. Usage: services.sh up | down [--purge] | status
+# Prometheus, Alertmanager.
+# Usage: services.sh up [--record FILE] | down [--purge] [SERVICE...] | status | fetch
+#        | missing SERVICE (the Debian packages it lacks, one a line)
 # See deploy/local/README.md for ports, directories and timings.
 set -euo pipefail
 
@@ -18,6 +20,13 @@ declare -A ADDRESS=(
   [elasticsearch]=127.0.0.1:19200
   [prometheus]=127.0.0.1:19090
   [alertmanager]=127.0.0.1:19095
+)
+# The commands each needs (deps.sh knows their Debian packages).
+declare -A NEEDS=(
+  [kafka]="java mvn"
+  [elasticsearch]="java mvn unzip curl"
+  [prometheus]="prometheus curl"
+  [alertmanager]="prometheus-alertmanager curl"
 )
 declare -A TIMEOUT=([kafka]=120 [elasticsearch]=180 [prometheus]=30 [alertmanager]=30)
 # A process counts as ours only if its command line still contains this marker (pids get reused).
@@ -126,28 +135,47 @@ java_home() {
 # pinned because Maven 3.8's default maven-dependency-plugin (2.8) is too old.
 DEP_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
 mvn_() {
-  mkdir -p "$CACHE"
-  local log=$CACHE/mvn.log
-  (cd "$CACHE" && mvn -B --strict-checksums -Dmaven.repo.local="$CACHE/m2" "$@") >"$log" 2>&1 ||
-    { say "FAILED: mvn $*; last 30 lines of $log:"; tail -n 30 "$log" >&2; return 1; }
+  mkdir -p "$CACHE/m2"
+  local log=$CACHE/mvn.log progress rc=0
+  download_progress &
+  progress=$!
+  (cd "$CACHE" && mvn -B --strict-checksums -Dmaven.repo.local="$CACHE/m2" "$@") >"$log" 2>&1 || rc=$?
+  kill "$progress" 2>/dev/null || true
+  wait "$progress" 2>/dev/null || true
+  ((rc == 0)) || { say "FAILED: mvn $*; last 30 lines of $log:"; tail -n 30 "$log" >&2; return 1; }
 }
 
-ensure_prometheus_installed() {
-  command -v prometheus >/dev/null && command -v prometheus-alertmanager >/dev/null && return
-  local pkgs=(prometheus prometheus-alertmanager)
-  if ((EUID != 0)); then
-    say "${pkgs[*]} missing; as root run:"
-    say "  apt-get update && apt-get install -y --no-install-recommends ${pkgs[*]}"
-    return 1
+# Until killed (or this script ends), shows how much the Maven repository in the cache has grown
+# (Maven writes a download in place, as a .part file): on one rewritten line on a terminal, else
+# every 10 s.
+download_progress() {
+  local t0=$SECONDS mb0 mb every=10 end=$'\n'
+  if [[ -t 2 ]]; then
+    every=1 end=$'\r'
+    trap 'echo >&2; exit 0' TERM
   fi
-  say "installing ${pkgs[*]} (Debian packages)"
-  mkdir -p "$STATE"
-  if ! { apt-get update -q &&
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${pkgs[@]}"; } \
-    >"$STATE/apt.log" 2>&1; then
-    tail -n 30 "$STATE/apt.log" >&2
-    return 1
-  fi
+  mb0=$(du -sm "$CACHE/m2" | cut -f1)
+  while kill -0 $$ 2>/dev/null; do
+    sleep "$every"
+    mb=$(du -sm "$CACHE/m2" 2>/dev/null | cut -f1)
+    printf '[services]   %d MB downloaded, %ds%s' $((mb - mb0)) $((SECONDS - t0)) "$end" >&2
+  done
+}
+
+# The Debian packages service $1 lacks, one a line.
+cmd_missing() {
+  [[ $# == 1 && -n ${NEEDS[$1]:-} ]] || usage
+  # shellcheck disable=SC2086 # a list of words
+  "$HERE/deps.sh" missing ${NEEDS[$1]}
+}
+
+# True if every command $1 needs is installed; otherwise says which packages it lacks.
+runnable() {
+  local pkgs
+  pkgs=$(cmd_missing "$1")
+  [[ -z $pkgs ]] && return
+  say "not starting $1: needs the Debian packages ${pkgs//$'\n'/ } (as root: make deps)"
+  return 1
 }
 
 # Writes $CACHE/kafka-<pom hash>.classpath, pointing into the cache's own Maven repository.
@@ -250,24 +278,29 @@ start_alertmanager() {
   echo $! >"$(pidfile alertmanager)"
 }
 
-# Starts $1 unless it already runs; refuses when a stranger holds its port.
+# Starts $1, fetching what it needs first; refuses when a stranger holds its port. With
+# `up --record FILE` its name goes to FILE before it is launched.
 start() {
   local svc=$1
-  if our_pid "$svc" >/dev/null; then
-    say "$svc already running"
-    return
-  fi
   if port_open "${ADDRESS[$svc]}"; then
     say "FAILED: ${ADDRESS[$svc]} is taken by a process services.sh did not start (state dir $STATE)"
     return 1
   fi
+  if declare -F "fetch_$svc" >/dev/null; then "fetch_$svc"; fi
   mkdir -p "$STATE/$svc"
   say "starting $svc"
+  [[ -z $RECORD ]] || echo "$svc" >>"$RECORD"
   "start_$svc"
 }
 
+RECORD=""
 cmd_up() {
-  local t0=$SECONDS svc
+  local t0=$SECONDS svc started=() running=() skipped=()
+  case ${1:-} in
+    --record) RECORD=${2:?--record needs a file} ;;
+    "") ;;
+    *) usage ;;
+  esac
   mkdir -p "$STATE"
   chmod 755 "$STATE"
   # Serialises concurrent `up`s. Every service is launched with fd 9 closed, or it would hold the lock.
@@ -276,18 +309,29 @@ cmd_up() {
     say "waiting for another services.sh up (lock $STATE/.lock)"
     flock -w 600 9 || return 1
   fi
-  ensure_prometheus_installed
-  start prometheus
-  start alertmanager
-  # Kafka boots while Elasticsearch downloads and unpacks.
-  if ! our_pid kafka >/dev/null; then fetch_kafka; fi
-  start kafka
-  if ! our_pid elasticsearch >/dev/null; then fetch_elasticsearch; fi
-  start elasticsearch
+  # As root, what is missing gets installed; otherwise a service lacking a command is skipped.
+  ((EUID != 0)) || "$HERE/deps.sh" ensure services
+  # Prometheus and Alertmanager start at once; Kafka boots while Elasticsearch downloads and unpacks.
+  for svc in prometheus alertmanager kafka elasticsearch; do
+    if our_pid "$svc" >/dev/null; then
+      running+=("$svc")
+    elif runnable "$svc"; then
+      start "$svc"
+      started+=("$svc")
+    else
+      skipped+=("$svc")
+    fi
+  done
   for svc in "${SERVICES[@]}"; do
+    [[ " ${skipped[*]} " != *" $svc "* ]] || continue
     wait_ready "$svc"
     say "$svc ready at ${ADDRESS[$svc]} (pid $(our_pid "$svc"), $((SECONDS - t0))s)"
   done
+  say "up: started ${started[*]:-nothing}; already running: ${running[*]:-nothing}"
+  if ((${#skipped[@]})); then
+    say "FAILED: not started: ${skipped[*]} (missing packages above)"
+    return 1
+  fi
 }
 
 cmd_status() {
@@ -302,10 +346,14 @@ cmd_status() {
   return $all
 }
 
+# Stops the services named (all if none) that up started; --purge also deletes their state.
 cmd_down() {
-  local svc pid entry stopped=() deadline
+  local purge="" svc pid entry stopped=() deadline svcs
+  if [[ ${1:-} == --purge ]]; then purge=1 && shift; fi
+  svcs=("${@:-${SERVICES[@]}}")
+  for svc in "${svcs[@]}"; do [[ -n ${ADDRESS[$svc]:-} ]] || usage; done
   [[ -d $STATE ]] || { say "nothing to stop ($STATE does not exist)"; return 0; }
-  for svc in "${SERVICES[@]}"; do
+  for svc in "${svcs[@]}"; do
     if pid=$(our_pid "$svc"); then
       say "stopping $svc (pid $pid)"
       kill -TERM "$pid"
@@ -314,7 +362,7 @@ cmd_down() {
   done
   # A launcher still starting Elasticsearch (after a failed `up`): its process group, which
   # services.sh created with setsid, holds the node too.
-  if pid=$(launcher_pid); then
+  if [[ " ${svcs[*]} " == *" elasticsearch "* ]] && pid=$(launcher_pid); then
     say "stopping the Elasticsearch launcher (process group $pid)"
     kill -TERM -- "-$pid"
     stopped+=("elasticsearch:-$pid")
@@ -330,18 +378,34 @@ cmd_down() {
     rm -f "$(pidfile "$svc")"
   done
   ((${#stopped[@]})) || say "nothing was running"
-  if [[ ${1:-} == --purge ]]; then
+  if [[ -n $purge && $# == 0 ]]; then
     say "removing $STATE"
     rm -rf "$STATE"
+  elif [[ -n $purge ]]; then
+    say "removing the state of ${svcs[*]} in $STATE"
+    for svc in "${svcs[@]}"; do rm -rf "${STATE:?}/$svc"; done
   fi
 }
 
+# Downloads what up needs (Kafka's jars, the Elasticsearch zip) without starting anything.
+cmd_fetch() {
+  fetch_kafka
+  fetch_elasticsearch
+  say "cache $CACHE holds Kafka and Elasticsearch ($(du -sh "$CACHE" | cut -f1))"
+}
+
+usage() {
+  echo "usage: $0 up [--record FILE] | down [--purge] [SERVICE...] | status | fetch" \
+    "| missing SERVICE" >&2
+  echo "SERVICE: ${SERVICES[*]}" >&2
+  exit 2
+}
+
 case ${1:-} in
-  up) cmd_up ;;
-  down) cmd_down "${2:-}" ;;
+  up) cmd_up "${@:2}" ;;
+  down) cmd_down "${@:2}" ;;
   status) cmd_status ;;
-  *)
-    echo "usage: $0 up | down [--purge] | status" >&2
-    exit 2
-    ;;
+  fetch) cmd_fetch ;;
+  missing) cmd_missing "${@:2}" ;;
+  *) usage ;;
 esac
