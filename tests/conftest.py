@@ -1,16 +1,20 @@
-"""Fixtures for the real services that deploy/local/services.sh runs on 127.0.0.1.
+"""Fixtures for the real services that deploy/local/services.sh runs on 127.0.0.1, and for the
+browser the dashboard test drives.
 
-A service that is down FAILS the test that needs it, naming the service: integration tests are
-never skipped silently.
+A service that is down, or a browser that is not installed, FAILS the test that needs it, naming
+what to start or install: integration tests are never skipped silently.
 """
 
 import json
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpx
 import pytest
@@ -26,7 +30,9 @@ METRICS_PORT = 18000
 WEBHOOK_PORT = 18099
 WEBHOOK_PATH = "/alertmanager"
 
+LOCAL = Path(__file__).resolve().parents[1] / "deploy/local"
 HINT = "start them with deploy/local/services.sh up (check: deploy/local/services.sh status)"
+INSTALL = "(as root: make deps)"
 
 
 @dataclass(frozen=True)
@@ -37,14 +43,26 @@ class Services:
     alertmanager_url: str
 
 
-def _require(name: str, check: Callable[[], object]) -> None:
+def _missing_packages(script: str, *args: str) -> str:
+    """The Debian packages a deploy/local script finds missing, space-separated."""
+    result = subprocess.run(
+        [LOCAL / script, "missing", *args], capture_output=True, text=True, timeout=30, check=True
+    )
+    return " ".join(result.stdout.split())
+
+
+def _require(name: str, service: str, check: Callable[[], object]) -> None:
     try:
         check()
     except (OSError, httpx.HTTPError) as exc:
         error = repr(exc)
     else:
         return
-    pytest.fail(f"{name} is not reachable ({error}); {HINT}", pytrace=False)
+    if missing := _missing_packages("services.sh", service):
+        hint = f"{service} cannot run here, missing Debian packages: {missing} {INSTALL}"
+    else:
+        hint = HINT
+    pytest.fail(f"{name} is not reachable ({error}); {hint}", pytrace=False)
 
 
 def _http_ok(url: str) -> Callable[[], object]:
@@ -56,6 +74,7 @@ def kafka_bootstrap() -> str:
     host, port = KAFKA_BOOTSTRAP.rsplit(":", 1)
     _require(
         f"Kafka at {KAFKA_BOOTSTRAP}",
+        "kafka",
         lambda: socket.create_connection((host, int(port)), timeout=5).close(),
     )
     return KAFKA_BOOTSTRAP
@@ -65,6 +84,7 @@ def kafka_bootstrap() -> str:
 def elasticsearch_url() -> str:
     _require(
         f"Elasticsearch at {ELASTICSEARCH_URL}",
+        "elasticsearch",
         _http_ok(f"{ELASTICSEARCH_URL}/_cluster/health?wait_for_status=yellow&timeout=5s"),
     )
     return ELASTICSEARCH_URL
@@ -72,13 +92,17 @@ def elasticsearch_url() -> str:
 
 @pytest.fixture(scope="session")
 def prometheus_url() -> str:
-    _require(f"Prometheus at {PROMETHEUS_URL}", _http_ok(f"{PROMETHEUS_URL}/-/ready"))
+    _require(f"Prometheus at {PROMETHEUS_URL}", "prometheus", _http_ok(f"{PROMETHEUS_URL}/-/ready"))
     return PROMETHEUS_URL
 
 
 @pytest.fixture(scope="session")
 def alertmanager_url() -> str:
-    _require(f"Alertmanager at {ALERTMANAGER_URL}", _http_ok(f"{ALERTMANAGER_URL}/-/ready"))
+    _require(
+        f"Alertmanager at {ALERTMANAGER_URL}",
+        "alertmanager",
+        _http_ok(f"{ALERTMANAGER_URL}/-/ready"),
+    )
     return ALERTMANAGER_URL
 
 
@@ -86,6 +110,14 @@ def alertmanager_url() -> str:
 def services(kafka_bootstrap, elasticsearch_url, prometheus_url, alertmanager_url) -> Services:
     """All four services, each checked to be up."""
     return Services(kafka_bootstrap, elasticsearch_url, prometheus_url, alertmanager_url)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> tuple[str, str]:
+    """Paths of Debian's chromium and its chromedriver, the pair the browser test drives."""
+    if missing := _missing_packages("deps.sh", "chromium", "chromedriver"):
+        pytest.fail(f"missing Debian packages: {missing} {INSTALL}", pytrace=False)
+    return shutil.which("chromium"), shutil.which("chromedriver")
 
 
 @pytest.fixture
