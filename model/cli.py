@@ -230,21 +230,31 @@ def score(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Default: stdout")] = None,
 ) -> None:
     """Score JSONL lines {"id", "text"} (or plain text lines) into JSONL, in order."""
-    _quiet_tf()
-    from model.registry import ModelNotFoundError
-    from model.score_io import score_lines
-    from model.scorer import Scorer
+    from model.score_io import open_input, score_lines
 
     settings = settings_from(ctx).model
-    try:
-        scorer = Scorer.load(model, settings)
-    except ModelNotFoundError as exc:
-        raise _fail(str(exc)) from None
-    if source != "-" and not Path(source).is_file():
-        raise _fail(f"input file not found: {source}")
     with ExitStack() as files:
-        src = sys.stdin if source == "-" else files.enter_context(open(source, encoding="utf-8"))
-        dst = sys.stdout if output is None else files.enter_context(output.open("w"))
+        # Input and output are checked first: importing TensorFlow and loading take seconds.
+        if source != "-" and Path(source).is_dir():
+            raise _fail(f"cannot read input {source}: it is a directory")
+        try:
+            src = files.enter_context(open_input(source))
+        except OSError as exc:
+            raise _fail(f"cannot read input {source}: {exc.strerror}") from None
+        if output is not None and not output.parent.is_dir():
+            raise _fail(f"cannot write {output}: no directory {output.parent}")
+        _quiet_tf()
+        from model.registry import ModelNotFoundError
+        from model.scorer import Scorer
+
+        try:
+            scorer = Scorer.load(model, settings)
+        except ModelNotFoundError as exc:
+            raise _fail(str(exc)) from None
+        try:
+            dst = sys.stdout if output is None else files.enter_context(output.open("w"))
+        except OSError as exc:
+            raise _fail(f"cannot write {output}: {exc.strerror}") from None
         counts = score_lines(scorer, src, dst, max_chars=settings.max_text_chars)
     typer.echo(f"scored {counts.scored}, errors {counts.errors} ({scorer.version})", err=True)
 

@@ -1,16 +1,25 @@
 """JSONL scoring for files and pipes: one output line per input line, in input order.
 
 Input lines are ``{"id": ..., "text": ...}`` objects (``title`` + ``body`` also work) or
-plain text. A line that cannot be scored (empty, over-long, bad JSON) gets an error record
+plain text. A line that cannot be scored (empty, over-long, bad JSON, a JSON value that is
+not an object, bytes that are not UTF-8) gets an error record
 ``{"id", "line", "error", "model_version"}`` instead of stopping the run.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import re
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, TextIO
+
+# Undecodable bytes, as ``errors="surrogateescape"`` reads them (one per byte).
+_RAW_BYTE = re.compile("[\udc80-\udcff]")
+# Lone surrogates a JSON escape can still produce ("\\ud800"): not text, not writable.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class _Scorer(Protocol):
@@ -25,17 +34,42 @@ class ScoreCounts:
     errors: int = 0
 
 
+def open_input(source: str) -> TextIO:
+    """``source`` (``-``: stdin) as UTF-8 text lines; bytes that are not UTF-8 reach
+    :func:`parse_line`, which refuses that line alone. Raises ``OSError`` if unreadable."""
+    binary = sys.stdin.buffer if source == "-" else open(source, "rb")  # noqa: SIM115
+    return io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape")
+
+
+def _json_value(raw: str) -> tuple[bool, Any]:
+    """(is JSON, value): a line starting like a JSON object or array is taken as JSON."""
+    head = raw.lstrip()[:1]
+    if head == "{":
+        return True, json.loads(raw)
+    if head == "[":
+        try:
+            return True, json.loads(raw)
+        except json.JSONDecodeError:
+            return False, None  # "[UPDATE] Fed holds rates": a headline, not JSON
+    return False, None
+
+
 def parse_line(line: str, number: int, max_chars: int) -> tuple[Any, str | None, str | None]:
     """(id, text, error) of one input line; exactly one of text and error is set."""
     raw = line.rstrip("\r\n")
     ident: Any = number
-    if raw.lstrip().startswith("{"):
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            return ident, None, f"invalid JSON: {exc.msg} at column {exc.colno}"
+    if bad := _RAW_BYTE.search(raw):
+        byte = ord(bad.group()) - 0xDC00
+        return ident, None, f"not UTF-8 text: byte 0x{byte:02x} at column {bad.start() + 1}"
+    try:
+        is_json, obj = _json_value(raw)
+    except json.JSONDecodeError as exc:
+        return ident, None, f"invalid JSON: {exc.msg} at column {exc.colno}"
+    if is_json:
         if not isinstance(obj, dict):
             return ident, None, "a JSON line must be an object with a 'text' field"
+        if _SURROGATE.search(json.dumps(obj, ensure_ascii=False)):
+            return ident, None, "a JSON string holds a lone surrogate escape (not Unicode text)"
         ident = obj.get("id", number)
         text = obj.get("text")
         if text is None and obj.get("title"):

@@ -175,6 +175,41 @@ def test_score_cli_round_trip(cli, tiny_registry, tmp_path):
     assert json.loads(result.stdout.splitlines()[0])["id"] == 1
 
 
+def test_score_cli_checks_input_before_loading_a_model(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("FINPULSE_MODEL__REGISTRY_DIR", str(tmp_path / "no-models"))
+    for source, why in ((tmp_path / "absent.jsonl", "No such file"), (tmp_path, "directory")):
+        result = cli("score", str(source))
+        assert result.exit_code == 2, result.output
+        (line,) = result.output.strip().splitlines()  # one line, no traceback
+        assert line.startswith(f"error: cannot read input {source}: ") and why in line
+    src = tmp_path / "in.txt"
+    src.write_text("fed holds\n")
+    result = cli("score", str(src), "--output", str(tmp_path / "nodir" / "out.jsonl"))
+    assert result.exit_code == 2 and "no directory" in result.output
+    # only a readable input gets as far as the (here missing) model
+    assert "cannot read" not in cli("score", str(src)).output
+
+
+def test_score_cli_refuses_bad_lines_one_by_one(cli, tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(
+        b'{"id": "ok", "text": "shares fall"}\n'
+        b"caf\xe9 au lait prices\n"  # Latin-1, not UTF-8
+        b"[1, 2, 3]\n"
+        b"[UPDATE] Fed holds rates\n"
+        b'{"id": "sur", "text": "\\udcff"}\n'
+    )
+    result = cli("score", str(src), "--output", str(tmp_path / "out.jsonl"))
+    assert result.exit_code == 0, result.output
+    out = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [o["id"] for o in out] == ["ok", 2, 3, 4, 5]
+    assert "error" not in out[0] and "error" not in out[3]  # a headline in brackets is text
+    assert out[1]["error"] == "not UTF-8 text: byte 0xe9 at column 4"
+    assert out[2]["error"] == "a JSON line must be an object with a 'text' field"
+    assert "lone surrogate" in out[4]["error"]
+    assert "scored 2, errors 3" in result.stderr
+
+
 def test_models_and_evaluate_cli(cli, tiny_registry, tmp_path, monkeypatch):
     listed = cli("models", "list", "--json")
     assert listed.exit_code == 0
