@@ -36,7 +36,8 @@ class Preset:
     host_min_interval_s: float = 0.0  # per-host request spacing floor (rate-limit rules)
     needs_contact: bool = False  # publisher requires a contact e-mail in the User-Agent
     api_key: str | None = None  # name under ingest.api_keys
-    per_ticker: bool = False
+    per_ticker: bool = False  # one source per watchlist ticker ("{ticker}" in the URL)
+    per_company: bool = False  # one source over the watchlist's SEC CIKs
     in_financial: bool = True  # part of the `financial` group
     options: Mapping[str, Any] = field(default_factory=dict)
 
@@ -50,17 +51,18 @@ PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
         Preset(
-            name="sec-edgar-8k",
-            title="SEC EDGAR latest 8-K filings (Atom)",
-            kind="edgar_atom",
-            url="https://www.sec.gov/cgi-bin/browse-edgar?action=getcurrent&type=8-K"
-            "&company=&dateb=&owner=include&start=0&count=100&output=atom",
-            interval_s=300,
-            min_interval_s=60,
+            name="sec-edgar-filings",
+            title="SEC EDGAR filings of watchlist companies (submissions JSON API)",
+            kind="edgar_submissions",
+            url="https://data.sec.gov/submissions/CIK{cik:010d}.json",
+            interval_s=600,
+            min_interval_s=300,
             host_min_interval_s=0.2,
             needs_contact=True,
-            yields="company, form, 8-K items as title; filing index link; accepted time; "
-            "ticker from the filer's CIK",
+            per_company=True,
+            yields="'COMPANY files 8-K: Item 2.02 Results of Operations…' for 8-K, 6-K, 10-K, "
+            "10-Q, 20-F, 13D filed in the last 7 days; filing index link; acceptance time; "
+            "ticker by CIK (one request per watchlist company with a CIK)",
             terms=SEC_TERMS,
         ),
         Preset(
@@ -258,6 +260,13 @@ def expand(
         )
     if preset.api_key:
         table["api_key"] = settings.api_keys[preset.api_key]
+    if preset.per_company and not table.get("ciks"):
+        table["ciks"] = sorted(c for c, t in settings.ciks.items() if t in settings.watchlist)
+        if not table["ciks"]:
+            raise PresetError(
+                f"preset {name} needs SEC CIKs: give watchlist_file rows a cik column "
+                "(the shipped builtin:us-large-caps has them)"
+            )
     if not preset.per_ticker:
         return [table]
     tickers = table.pop("tickers", None) or sorted(settings.watchlist)

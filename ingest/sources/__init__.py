@@ -1,4 +1,4 @@
-"""Sources by kind: ``rss``, ``page``, ``json_api``, ``replay``, ``edgar_atom``,
+"""Sources by kind: ``rss``, ``page``, ``json_api``, ``replay``, ``edgar_submissions``,
 ``nasdaq_halts``; more register by name."""
 
 from ingest.sources import edgar, json_api, nasdaq_halts, page, replay, rss

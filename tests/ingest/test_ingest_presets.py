@@ -1,8 +1,9 @@
 """The real-source presets against hand-written documents in each source's published format
-(EDGAR's Atom, RSS 2.0 with namespaces, JSON), served over HTTP by the fixture site."""
+(SEC's submissions JSON, RSS 2.0 with namespaces, Finnhub's JSON), served over HTTP."""
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,13 +20,17 @@ from ingest.presets import GROUPS, PRESETS
 from ingest.sinks import CallbackSink
 
 FIXTURES = Path(__file__).parent / "fixtures"
-RSS, ATOM = "application/rss+xml; charset=utf-8", "application/atom+xml"
+RSS, JSON = "application/rss+xml; charset=utf-8", "application/json"
 CONTACT = "risk-ops@bank.example"
 FED_LAST_MODIFIED = "Wed, 10 Dec 2025 19:00:05 GMT"
 ECB_ETAG = '"ecb-251218"'
+EDGAR = "/submissions/CIK{cik:010d}.json"
+EDGAR_CIKS = [320193, 19617, 1999999]  # Apple, JPMorgan, and one SEC does not know (404)
+# recent enough for the fixtures' January 2026 filings, not for Apple's October 2025 8-K
+EDGAR_AGE_DAYS = (datetime.now(UTC) - datetime(2025, 12, 1, tzinfo=UTC)).days
+APPLE_ETAG = '"aapl-1"'
 # preset -> (path on the fixture site, fixture document, content type)
 FEEDS = {
-    "sec-edgar-8k": ("/cgi-bin/browse-edgar", "edgar-getcurrent-8k.atom", ATOM),
     "sec-press": ("/news/pressreleases.rss", "sec-pressreleases.rss", RSS),
     "fed-press": ("/feeds/press_all.xml", "fed-press_all.xml", "text/xml"),
     "ecb-press": ("/rss/press.html", "ecb-press.rss", RSS),
@@ -64,7 +69,12 @@ def feeds(site):
             etag=ECB_ETAG if name == "ecb-press" else None,
             last_modified=FED_LAST_MODIFIED if name == "fed-press" else None,
         )
-    return {name: site.url(path) for name, (path, _, _) in FEEDS.items()}
+    for cik in EDGAR_CIKS[:2]:
+        path, etag = EDGAR.format(cik=cik), APPLE_ETAG if cik == 320193 else None
+        serve(site, path, f"edgar-submissions-CIK{cik:010d}.json", JSON, etag=etag)
+    return {"sec-edgar-filings": site.url(EDGAR)} | {
+        name: site.url(path) for name, (path, _, _) in FEEDS.items()
+    }
 
 
 def crawl(settings, *, runs=1, time=None):
@@ -83,8 +93,9 @@ def crawl(settings, *, runs=1, time=None):
     return got, asyncio.run(go())
 
 
-def presets_at(urls, **per_preset):
-    return [{"preset": name, "url": url, **per_preset.get(name, {})} for name, url in urls.items()]
+def presets_at(urls):
+    extra = {"sec-edgar-filings": {"ciks": EDGAR_CIKS, "max_age_days": EDGAR_AGE_DAYS}}
+    return [{"preset": name, "url": url, **extra.get(name, {})} for name, url in urls.items()]
 
 
 def test_financial_group_yields_articles_with_tickers(site, feeds, ingest_settings):
@@ -92,21 +103,31 @@ def test_financial_group_yields_articles_with_tickers(site, feeds, ingest_settin
     assert [s.name for s in settings.sources] == list(GROUPS["financial"])
     assert settings.watchlist_file == "builtin:us-large-caps"  # the default for presets
     got, [stats] = crawl(settings)
-    assert not [s for s in stats if s.failed or s.errors]
+    by_source = {s.source: s for s in stats}
+    assert not [s for s in stats if s.failed or (s.errors and s.source != "sec-edgar-filings")]
+    # the company SEC does not know is one error line; the other two companies still count
+    assert by_source["sec-edgar-filings"].error_kinds == {"http_status": 1}
     by = {(a.source, a.title): a for a in got}
     assert len(got) == 13
     apple = by[
-        "sec-edgar-8k",
+        "sec-edgar-filings",
         "Apple Inc. files 8-K: Item 2.02 Results of Operations and Financial Condition; "
         "Item 9.01 Financial Statements and Exhibits",
     ]
-    assert apple.tickers == ["AAPL"]  # CIK 320193 via the shipped watchlist
+    assert apple.tickers == ["AAPL"]
     assert apple.published_at.isoformat() == "2026-01-02T21:30:05+00:00"
-    assert apple.url.endswith("/0000320193-26-000004-index.htm")
-    edgar = {a.title.split(" files ")[0]: a.tickers for a in got if a.source == "sec-edgar-8k"}
-    assert edgar == {"Apple Inc.": ["AAPL"], "JPMORGAN CHASE & CO": ["JPM"],
-                     "TINYBIO THERAPEUTICS, INC.": []}  # fmt: skip
-    tickers = {a.title: a.tickers for a in got if a.source != "sec-edgar-8k"}
+    assert apple.url == (
+        "https://www.sec.gov/Archives/edgar/data/320193/000032019326000004/"
+        "0000320193-26-000004-index.htm"
+    )
+    edgar = sorted((a.title, a.tickers) for a in got if a.source == "sec-edgar-filings")
+    assert edgar == [  # Form 4, SC 13G and the October 2025 8-K are not news here
+        ("Apple Inc. files 10-Q", ["AAPL"]),
+        (apple.title, ["AAPL"]),
+        ("JPMORGAN CHASE & CO files 8-K: Item 7.01 Regulation FD Disclosure; Item 9.01 "
+         "Financial Statements and Exhibits", ["JPM"]),
+    ]  # fmt: skip
+    tickers = {a.title: a.tickers for a in got if a.source != "sec-edgar-filings"}
     assert tickers["SEC Charges Goldman Sachs With Recordkeeping Failures"] == ["GS"]
     assert tickers["Microsoft Announces Quarterly Dividend"] == ["MSFT"]  # name on watchlist
     assert tickers["Acme Therapeutics Receives FDA Approval for Zedox in Adults"] == ["ACME"]
@@ -134,10 +155,9 @@ def test_presets_keep_their_host_spacing_even_when_the_default_is_zero(feeds, in
 
     # every fixture feed is on one host, so all get the strictest preset's floor
     assert set(asyncio.run(spacing()).values()) == {2.0}
-    alone = ingest_settings([{"preset": "sec-edgar-8k", "url": feeds["sec-edgar-8k"]}],
-                            contact=CONTACT, host_min_interval_s=0.0)  # fmt: skip
-    settings = alone
-    assert asyncio.run(spacing()) == {"sec-edgar-8k": 0.2}  # SEC: 5 requests/s, limit is 10
+    settings = ingest_settings(presets_at({"sec-edgar-filings": feeds["sec-edgar-filings"]}),
+                               contact=CONTACT, host_min_interval_s=0.0)  # fmt: skip
+    assert asyncio.run(spacing()) == {"sec-edgar-filings": 0.2}  # 5 requests/s; SEC allows 10
 
 
 def test_conditional_get_last_modified_and_etag(site, feeds, ingest_settings):
@@ -183,6 +203,17 @@ def test_429_with_long_retry_after_ends_the_poll_and_delays_the_next(site, feeds
     assert len(site.hits_for(FEEDS["ecb-press"][0])) == 2  # no retries inside a poll either
 
 
+def test_sec_throttling_ends_the_edgar_poll_at_once(site, feeds, ingest_settings):
+    apple, jpm = (EDGAR.format(cik=c) for c in EDGAR_CIKS[:2])
+    site.routes[apple] = lambda h: (429, {"Retry-After": "600"}, b"Request Rate Threshold")
+    settings = ingest_settings(presets_at({"sec-edgar-filings": feeds["sec-edgar-filings"]}),
+                               contact=CONTACT)  # fmt: skip
+    got, [[stats]] = crawl(settings)
+    assert got == [] and stats.failed and stats.retry_after == 600
+    assert stats.error_kinds == {"rate_limited": 1}
+    assert site.hits_for(jpm) == []  # no further requests to a host that asked us to wait
+
+
 def test_malformed_feed_is_reported_and_the_others_keep_going(site, feeds, ingest_settings):
     # what a wire's CDN answers a client it does not like: 200, an HTML page, no feed
     site.routes[FEEDS["prnewswire"][0]] = lambda h: (
@@ -217,9 +248,14 @@ def test_feed_that_moved_301_is_followed_and_remembered(site, feeds, ingest_sett
 
 def test_edgar_needs_a_contact_address(ingest_settings):
     with pytest.raises(ValidationError, match=r"requires a contact e-mail.*ingest\.contact"):
-        ingest_settings(["preset:sec-edgar-8k"])
-    ok = ingest_settings(["preset:sec-edgar-8k"], user_agent="Acme Risk ops@acme.example")
-    assert ok.sources[0].name == "sec-edgar-8k"  # a contact already in user_agent counts
+        ingest_settings(["preset:sec-edgar-filings"], watchlist={})
+    ok = ingest_settings(
+        ["preset:sec-edgar-filings"], watchlist={}, user_agent="Acme Risk ops@acme.example"
+    )
+    assert ok.sources[0].name == "sec-edgar-filings"  # a contact already in user_agent counts
+    assert len(ok.sources[0].ciks) == 48  # the shipped watchlist's companies
+    with pytest.raises(ValidationError, match="needs SEC CIKs"):
+        ingest_settings(["preset:sec-edgar-filings"], contact=CONTACT)  # names, no CIKs
 
 
 @pytest.mark.parametrize(
@@ -274,22 +310,39 @@ def test_json_api_preset_sends_its_key_as_a_header(site, ingest_settings):
     assert "sekret" not in str(settings.sources[0].model_dump())  # masked like any secret
 
 
-def test_company_tickers_json_maps_every_cik(tmp_path, feeds, ingest_settings):
+def test_company_tickers_json_maps_ciks_but_only_watched_companies_are_polled(
+    tmp_path, site, feeds, ingest_settings
+):
     tickers = tmp_path / "company_tickers.json"
     rows = {
         "0": {"cik_str": 1999999, "ticker": "TNYB", "title": "TINYBIO THERAPEUTICS, INC."},
         "1": {"cik_str": 1067983, "ticker": "BRK-B", "title": "BERKSHIRE HATHAWAY INC"},
+        "2": {"cik_str": 1000001, "ticker": "ZZZ", "title": "NOT WATCHED CORP"},
     }
     tickers.write_text(json.dumps(rows))
+    # a filer whose submissions name no ticker: the CIK is all there is
+    doc = json.loads((FIXTURES / "edgar-submissions-CIK0000320193.json").read_text())
+    doc |= {"name": "TINYBIO THERAPEUTICS, INC.", "tickers": []}
+    path = EDGAR.format(cik=1999999)
+    site.routes[path] = lambda h: (200, {"Content-Type": JSON}, json.dumps(doc).encode())
+    wl = tmp_path / "wl.csv"
+    wl.write_text("ticker,cik,names\nTNYB,,TinyBio\nBRK.B,,Berkshire Hathaway\n")
     settings = ingest_settings(
-        [{"preset": "sec-edgar-8k", "url": feeds["sec-edgar-8k"]}],
+        [{"preset": "sec-edgar-filings", "url": feeds["sec-edgar-filings"], "max_age_days": 3650}],
         contact=CONTACT,
+        watchlist={},
+        watchlist_file=str(wl),
         company_tickers_file=tickers,
-        watchlist={},  # so the shipped watchlist is used as well
     )
-    assert settings.ciks[1067983] == "BRK.B" and settings.ciks[320193] == "AAPL"
+    assert settings.ciks == {1999999: "TNYB", 1067983: "BRK.B", 1000001: "ZZZ"}
+    assert settings.sources[0].ciks == [1067983, 1999999]  # not all 10,000 of SEC's file
     got, _ = crawl(settings)
-    assert sorted(t for a in got for t in a.tickers) == ["AAPL", "JPM", "TNYB"]
+    tiny = sorted((a.published_at.date().isoformat(), a.title[:40], a.tickers) for a in got)
+    assert tiny == [
+        ("2025-10-30", "TINYBIO THERAPEUTICS, INC. files 8-K: It", ["TNYB"]),
+        ("2026-01-01", "TINYBIO THERAPEUTICS, INC. files 10-Q", ["TNYB"]),
+        ("2026-01-02", "TINYBIO THERAPEUTICS, INC. files 8-K: It", ["TNYB"]),
+    ]  # Berkshire's submissions are not on the fixture site: one error, the poll goes on
 
 
 def test_watchlist_file_is_merged_and_checked(tmp_path, ingest_settings):
@@ -313,7 +366,7 @@ def test_shipped_watchlist_and_preset_table_are_complete():
     for p in PRESETS.values():
         assert p.url.startswith("https://") and p.yields and p.terms
         assert p.min_interval_s <= p.interval_s and p.min_interval_s >= 60
-    assert PRESETS["sec-edgar-8k"].host_min_interval_s >= 0.1  # SEC: at most 10 requests/s
+    assert PRESETS["sec-edgar-filings"].host_min_interval_s >= 0.1  # SEC: at most 10 requests/s
 
 
 runner = CliRunner()
@@ -336,15 +389,16 @@ def write_config(tmp_path, sources):
 def test_dry_run_prints_plan_and_per_source_results(tmp_path, site, feeds):
     site.routes[FEEDS["boe-news"][0]] = lambda h: (503, {}, b"down")
     # feeds with no 2 s host floor: they share the fixture host, and this run sleeps for real
-    urls = {k: feeds[k] for k in ("sec-edgar-8k", "fed-press", "boe-news")}
+    urls = {k: feeds[k] for k in ("sec-edgar-filings", "fed-press", "boe-news")}
     cfg = write_config(tmp_path, presets_at(urls))
     result = runner.invoke(
         app, ["--config", str(cfg), "crawl", "--dry-run"], env={"COLUMNS": "300"}
     )
     assert result.exit_code == 1, result.output  # one source failed
     out = result.output
-    assert feeds["sec-edgar-8k"] in out and "at most 10 requests/s" in out  # the plan
-    assert "✓ sec-edgar-8k: 3 items, 3 new articles" in out
+    assert site.url("/submissions/CIK0000320193.json (+2 more)") in out  # the plan
+    assert "at most 10 requests/s" in out
+    assert "✓ sec-edgar-filings: 3 items, 3 new articles, 0 repeats, 1 bad items" in out
     assert "Apple Inc. files 8-K: Item 2.02" in out and "[AAPL]" in out
     assert "✗ boe-news: http_status:" in out and "HTTP 503" in out
     assert not (tmp_path / "state.db").exists()  # nothing remembered: a real crawl starts fresh
@@ -353,9 +407,11 @@ def test_dry_run_prints_plan_and_per_source_results(tmp_path, site, feeds):
 def test_dry_run_skips_presets_it_cannot_run_and_says_why(tmp_path):
     cfg = tmp_path / "finpulse.toml"
     cfg.write_text("[ingest]\n")
-    args = ["--config", str(cfg), "crawl", "--preset", "sec-edgar-8k", "--dry-run"]
+    args = ["--config", str(cfg), "crawl", "--preset", "sec-edgar-filings", "--dry-run"]
     result = runner.invoke(app, args, env={"COLUMNS": "300"})
     assert result.exit_code == 1
-    assert "skipped preset sec-edgar-8k: the publisher requires a contact e-mail" in result.output
+    assert (
+        "skipped preset sec-edgar-filings: the publisher requires a contact e-mail" in result.output
+    )
     strict = runner.invoke(app, [*args[:-1], "--once"], env={"COLUMNS": "300"})
     assert strict.exit_code == 2 and "ingest.contact" in strict.output
