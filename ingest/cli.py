@@ -85,7 +85,8 @@ def _report_spool(sink: KafkaSink) -> None:
         err.print(
             f"[red]error:[/red] Kafka at {sink.kafka.bootstrap_servers} did not take "
             f"{sink.spooled} articles; they are kept in {sink.spool_path} and sent first by "
-            "the next crawl or replay"
+            "the next crawl or replay",
+            soft_wrap=True,
         )
 
 
@@ -94,7 +95,7 @@ def _run(main: Coroutine[Any, Any, T], sink: KafkaSink) -> T:
     try:
         return asyncio.run(main)
     except KafkaUnavailable as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         _report_spool(sink)

@@ -115,6 +115,7 @@ class Faults:
         except subprocess.TimeoutExpired:
             self.worker.kill()
             self.worker.wait(10)
+        self.box.procs.remove(self.worker)  # stopped on purpose: its exit is no failure
         return round(time.monotonic() - start, 1)
 
     # -- data ------------------------------------------------------------------------
@@ -422,8 +423,7 @@ SCENARIOS: dict[str, Callable[[Faults], Outcome]] = {
 
 def run(settings: Settings, names: list[str], workdir: Path) -> dict[str, Any]:
     """Run ``names`` in one sandbox; returns the report (see the module docstring)."""
-    settings = _settings(settings, workdir)
-    f = Faults(settings, workdir)
+    f = Faults(configured(settings, workdir), workdir)
     results: dict[str, Any] = {}
     try:
         f.start_worker()
@@ -446,7 +446,7 @@ def run(settings: Settings, names: list[str], workdir: Path) -> dict[str, Any]:
             "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
 
 
-def _settings(settings: Settings, workdir: Path) -> Settings:
+def configured(settings: Settings, workdir: Path) -> Settings:
     """Tiny model (the suite is about faults, not accuracy), quick retries, 4 partitions."""
     from model.tiny import tiny_settings, train_tiny_model
 

@@ -142,9 +142,7 @@ class EmbeddedRunner:
         while (scored := await self._scored.get()) is not _DONE:
             new = await self.writer.write(scored)
             self.stats.new += len(new)
-            before = self.rates.counter.late
-            windows = self.rates.add(new)
-            self.metrics.late.inc(self.rates.counter.late - before)
+            windows = self.rates.fold(self.metrics.count_rates(self.rates.counter, new))
             if new and self.rates_state is not None:
                 await asyncio.to_thread(write_state, self.rates_state, self.rates.to_dict())
             self.stats.windows += len(windows)

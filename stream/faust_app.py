@@ -81,6 +81,11 @@ def _faust_app(
         # New topics and partitions are found within this, not Faust's default 5 minutes.
         consumer_metadata_max_age_ms=30_000,
         processing_guarantee="at_least_once",
+        # Do not wait for in-flight batches on shutdown or rebalance: one held up by a store
+        # outage never finishes, so SIGTERM was ignored for minutes and a rebalance stalled.
+        # Unacked batches are not committed; their next owner redoes them (writes are
+        # idempotent by id, and rates count only what is new to the store).
+        stream_wait_empty=False,
         consumer_auto_offset_reset="earliest",
         store="memory://",
         topic_partitions=k.partitions,
@@ -168,11 +173,9 @@ def create_app(
             async with _unacked_on_cancel(events):
                 articles, pending = await _decoded(ScoredArticle, events, dead)
                 new = await writer.write(articles)
-                before = counter.late
-                for delta in counter.count(new):
+                for delta in metrics.count_rates(counter, new):
                     key, value = scope_partition_key(delta).encode(), encode(delta)
                     pending.append(await send(rates, key, value, lambda v=value: v))
-                metrics.late.inc(counter.late - before)
                 await asyncio.gather(*pending)
 
     _report_consumer_lag(app, metrics)

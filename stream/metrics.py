@@ -13,10 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info
 
-from finpulse.contracts import ScoredArticle
+from finpulse.contracts import RateWindow, ScoredArticle
+
+if TYPE_CHECKING:
+    from stream.aggregate import RateCounter
 
 # Lag spans sub-second (live) to days (a replay of old news), so buckets do too.
 LAG_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400, float("inf"))
@@ -75,9 +79,24 @@ class StreamMetrics:
             "Articles indexed but left out of rates because they were older than the lateness.",
             registry=registry,
         )
+        self.clamped = Counter(
+            "finpulse_rate_clamped_articles",
+            "Articles whose event time was too far ahead of the clock: counted at the limit.",
+            registry=registry,
+        )
         self.model = Info(
             "finpulse_model", "Model version that scores articles.", registry=registry
         )
+
+    def count_rates(
+        self, counter: RateCounter, articles: Sequence[ScoredArticle]
+    ) -> list[RateWindow]:
+        """``counter.count(articles)``, adding what it left out as late or clamped."""
+        late, clamped = counter.late, counter.clamped
+        deltas = counter.count(articles)
+        self.late.inc(counter.late - late)
+        self.clamped.inc(counter.clamped - clamped)
+        return deltas
 
     def set_model(self, version: str) -> None:
         self.model.info({"version": version})

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
 from finpulse.contracts import Article, ContractError, decode, encode
@@ -134,6 +134,7 @@ class KafkaSink(Sink):
         self.delivered = self.spooled = 0
         self.down_since: float | None = None  # monotonic time the broker was found down
         self._last_try = 0.0
+        self._stale = False  # a delivery timed out: the producer may be stuck
         self._producer: Any = None
 
     @property
@@ -153,21 +154,34 @@ class KafkaSink(Sink):
     async def _connect(self) -> None:
         if self.create_topic:
             await asyncio.to_thread(ensure_topic, self.kafka, self.topic)
-        timeout_ms = int(self.kafka.request_timeout_s * 1000)
-        self._producer = await asyncio.to_thread(
-            self._factory,
+        self._producer = await asyncio.to_thread(self._new_producer)
+        # Block (bounded by max_block_ms) until the topic's metadata is known: a topic created
+        # a moment ago may have no leader yet, and sends would burn their delivery timeout.
+        await asyncio.to_thread(self._producer.partitions_for, self.topic)
+
+    def _new_producer(self) -> Any:
+        return self._factory(
             **client_config(self.kafka),
             acks="all",
             enable_idempotence=True,
             retries=5,
             max_in_flight_requests_per_connection=5,
             linger_ms=self.linger_ms,
-            max_block_ms=timeout_ms,
+            max_block_ms=int(self.kafka.request_timeout_s * 1000),
             delivery_timeout_ms=int(self.delivery_timeout_s * 1000) - 1000,
         )
-        # Block (bounded by max_block_ms) until the topic's metadata is known: a topic created
-        # a moment ago may have no leader yet, and sends would burn their delivery timeout.
-        await asyncio.to_thread(self._producer.partitions_for, self.topic)
+
+    async def _replace_producer(self) -> None:
+        """A fresh producer after a delivery timed out. After a broker restart kafka-python's
+        idempotent producer was seen to never resolve a send again (every later delivery
+        timed out although the broker was back): the old one is dropped unflushed, as all
+        it still holds has been spooled."""
+        old, self._producer = self._producer, await asyncio.to_thread(self._new_producer)
+        self._stale = False
+        try:
+            await asyncio.to_thread(old.close, 0)
+        except Exception as exc:  # closing a broken client: nothing left to save
+            log.debug("closing the stale producer: %r", exc)
 
     async def send(self, article: Article) -> None:
         if self._producer is None:
@@ -181,9 +195,12 @@ class KafkaSink(Sink):
         for attempt in range(attempts):
             self._last_try = loop.time()
             try:
+                if self._stale:
+                    await self._replace_producer()
                 await self._produce(article)
             except Exception as exc:  # KafkaError, a timeout or a client surprise: retried
                 self.failures.inc()
+                self._stale = self._stale or isinstance(exc, (TimeoutError, KafkaTimeoutError))
                 log.warning("delivery of %s failed (attempt %d): %r", article.id, attempt + 1, exc)
                 if attempt + 1 < attempts:
                     await asyncio.sleep(random.uniform(0, self.retry_backoff_s * 2**attempt))
@@ -217,7 +234,7 @@ class KafkaSink(Sink):
         future.add_errback(failed)
         # The client's own delivery timeout should resolve the future; after a broker restart
         # it has been seen not to, and an unbounded await would hang the crawl forever.
-        async with asyncio.timeout(self.delivery_timeout_s + 5.0):
+        async with asyncio.timeout(self.delivery_timeout_s + 1.0):
             await done
 
     def _spool(self, article: Article) -> None:
@@ -263,5 +280,8 @@ class KafkaSink(Sink):
         if self._producer is not None:
             producer, self._producer = self._producer, None
             timeout = self.kafka.request_timeout_s
-            await asyncio.to_thread(producer.flush, timeout)
+            try:  # whatever was not delivered by now was spooled when its wait timed out
+                await asyncio.to_thread(producer.flush, timeout)
+            except KafkaError as exc:
+                log.warning("flushing the producer: %r (undelivered articles are spooled)", exc)
             await asyncio.to_thread(producer.close, timeout)

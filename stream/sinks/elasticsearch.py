@@ -33,6 +33,9 @@ from stream.sinks.base import (
 
 log = logging.getLogger(__name__)
 MAX_WINDOW = 10_000  # index.max_result_window: deeper pages need search_after
+# Statuses of a whole bulk request that some document in it caused (400: e.g. an id over 512
+# bytes fails the request's validation; 413: too large): halve the request to find it.
+DOCUMENT_ERRORS = frozenset({400, 413})
 
 KEYWORD = {"type": "keyword"}
 TEXT = {"type": "text", "analyzer": "standard"}
@@ -108,10 +111,10 @@ class ElasticsearchStore(Store):
     def index(self, articles: Sequence[ScoredArticle]) -> IndexResult:
         """Bulk-index; judged document by document, so one bad document never blocks the rest.
 
-        Only a failure to reach Elasticsearch (connection, timeout, 429/5xx on the whole
-        request) is :class:`StoreUnavailable`. A request refused as a whole (400/413: e.g.
-        an id over 512 bytes fails the entire bulk) is split until the culprit is alone,
-        which is then ``rejected`` with Elasticsearch's reason.
+        Only a failure that is not the documents' (connection, timeout; 401/403, 429 or 5xx
+        on the whole request) is :class:`StoreUnavailable`. A request refused as a whole for
+        its content (400/413: e.g. an id over 512 bytes fails the entire bulk) is split until
+        the culprit is alone, which is then ``rejected`` with Elasticsearch's reason.
         """
         result = IndexResult()
         chunks = [articles[i : i + self.bulk_size] for i in range(0, len(articles), self.bulk_size)]
@@ -123,6 +126,7 @@ class ElasticsearchStore(Store):
                     raise
                 log.warning("bulk request failed after %d chunks: %s", n, exc)
                 done = {*result.created, *result.updated, *result.rejected}
+                done.update(a.id for a in result.retry)
                 result.retry.extend(a for c in chunks[n:] for a in c if a.id not in done)
                 break
         return result
@@ -132,7 +136,7 @@ class ElasticsearchStore(Store):
         try:
             self._bulk(chunk, result)
         except ApiError as exc:
-            if exc.meta.status == 429 or exc.meta.status >= 500:
+            if exc.meta.status not in DOCUMENT_ERRORS:  # 401/403, 429, 5xx: not the documents'
                 raise StoreUnavailable(f"bulk request failed: {exc}") from exc
             if len(chunk) == 1:
                 result.rejected[chunk[0].id] = f"{exc.meta.status} {_reason(exc)}"

@@ -103,3 +103,26 @@ def test_the_spool_is_sent_first_on_the_next_start_and_a_probe_closes_the_circui
     assert asyncio.run(run()).delivered == 2
     assert producer.sent == [article(i).id.encode() for i in (1, 0)]
     assert not spool.exists()
+
+
+def test_a_producer_stuck_after_a_broker_restart_is_replaced_and_delivers(tmp_path):
+    """The first producer never resolves a send again (as kafka-python's did after a broker
+    restart); the retry gets a fresh one and the article is delivered, not spooled."""
+    made = []
+
+    def factory(**_):
+        made.append(Producer())
+        made[-1].down = len(made) == 1
+        return made[-1]
+
+    async def run():
+        sink = KafkaSink(KafkaSettings(request_timeout_s=0.2), spool_path=tmp_path / "s.jsonl",
+                         delivery_retries=2, retry_backoff_s=0.01, create_topic=False,
+                         registry=CollectorRegistry(), producer_factory=factory)  # fmt: skip
+        async with sink:
+            await sink.send(article(0))
+        return sink
+
+    sink = asyncio.run(run())
+    assert (sink.delivered, sink.spooled, len(made)) == (1, 0, 2)
+    assert made[1].sent == [article(0).id.encode()]
