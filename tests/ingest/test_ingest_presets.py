@@ -162,15 +162,19 @@ def test_presets_keep_their_host_spacing_even_when_the_default_is_zero(feeds, in
 
 def test_conditional_get_last_modified_and_etag(site, feeds, ingest_settings):
     urls = {k: feeds[k] for k in ("fed-press", "ecb-press")}
-    settings = ingest_settings(presets_at(urls))
+    edgar = {"preset": "sec-edgar-filings", "url": feeds["sec-edgar-filings"], "ciks": [320193],
+             "max_age_days": EDGAR_AGE_DAYS}  # fmt: skip
+    settings = ingest_settings([*presets_at(urls), edgar], contact=CONTACT)
     first, _ = crawl(settings)
     again, [stats] = crawl(settings)  # a restart on the same state file
-    assert len(first) == 3 and again == []
+    assert len(first) == 5 and again == []
     fed, ecb = site.hits_for(FEEDS["fed-press"][0]), site.hits_for(FEEDS["ecb-press"][0])
+    apple = site.hits_for(EDGAR.format(cik=320193))
     assert "if-modified-since" not in fed[0].headers
     assert fed[1].headers["if-modified-since"] == FED_LAST_MODIFIED
     assert ecb[1].headers["if-none-match"] == ECB_ETAG
-    assert all(s.items == 0 and not s.failed for s in stats)  # two 304s, nothing parsed
+    assert apple[1].headers["if-none-match"] == APPLE_ETAG
+    assert all(s.items == 0 and not s.failed for s in stats)  # three 304s, nothing parsed
 
 
 def test_429_with_short_retry_after_is_waited_out(site, feeds, ingest_settings):
