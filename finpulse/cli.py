@@ -6,6 +6,7 @@ wires them together and owns the shared ``--config`` option (see :mod:`finpulse.
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -83,4 +84,13 @@ def main() -> None:
         app()
     except ConfigError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+    except sqlite3.DatabaseError as exc:  # a damaged state file, wherever it was opened
+        message = str(exc)
+        if "move it aside" not in message:  # the alert store names its file; others do not
+            message = (
+                f"a SQLite state file is unreadable ({exc}): move the damaged one aside "
+                "(store.sqlite_path, alerts.state_db) and start again"
+            )
+        typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
         sys.exit(2)
