@@ -23,8 +23,9 @@ from finpulse.logrepeat import quiet_repeats
 from finpulse.settings import Settings
 from ingest.config import IngestSettings
 from ingest.crawler import Crawler, PollStats
+from ingest.dry_run import presets_table
 from ingest.normalise import RawItem
-from ingest.presets import GROUPS, PRESETS, Preset, PresetError
+from ingest.presets import PresetError
 from ingest.presets import apply as apply_presets
 from ingest.sinks.kafka_sink import KafkaSink, KafkaUnavailable
 from ingest.sources.replay import ReplayOptions, read_rows
@@ -136,7 +137,7 @@ def crawl(
 ) -> None:
     """Crawl the sources listed under ingest.sources (or --preset) into Kafka."""
     if list_presets:
-        out.print(_presets_table())
+        out.print(presets_table())
         return
     _logging(verbose)
     settings = settings_from(ctx)
@@ -177,20 +178,6 @@ def _dry_run(ingest: IngestSettings, skipped: dict[str, str], verbose: bool) -> 
     for reason in skipped.values():
         out.print(f"[yellow]- skipped[/yellow] {reason}")
     return 1 if skipped or any(s.failed for s in stats) else 0
-
-
-def _presets_table() -> Table:
-    def needs(p: Preset) -> list[str]:
-        return [x for x in (p.needs_contact and "ingest.contact", p.api_key and "API key") if x]
-
-    table = Table("preset", "yields", "every", "terms", "needs", title="presets")
-    for p in PRESETS.values():
-        per = " per ticker" if p.per_ticker else ""
-        table.add_row(p.name, p.yields, f"{p.interval_s:g}s{per}", p.terms, ", ".join(needs(p)))
-    for group, members in GROUPS.items():
-        group_needs = {x for m in members for x in needs(PRESETS[m])}
-        table.add_row(group, "group: " + ", ".join(members), "", "", ", ".join(sorted(group_needs)))
-    return table
 
 
 async def _crawl(

@@ -1,4 +1,5 @@
-"""``finpulse crawl --dry-run``: show what would be fetched, then one pass that delivers nothing.
+"""``finpulse crawl --dry-run``: show what would be fetched, then one pass that delivers nothing
+(and ``--list-presets``: what each preset is).
 
 The pass uses an in-memory state store and a sink that only collects, so trying the presets
 leaves no trace: a later real crawl still sees every story as new. Without a network each
@@ -17,7 +18,7 @@ from rich.table import Table
 from finpulse.contracts import Article
 from ingest.config import IngestSettings
 from ingest.crawler import Crawler, PollStats
-from ingest.presets import PRESETS
+from ingest.presets import GROUPS, PRESETS, Preset
 from ingest.sinks.base import CallbackSink
 from ingest.state import StateStore
 
@@ -71,3 +72,19 @@ def report_line(st: PollStats, articles: list[Article], out: Console) -> None:
     for a in articles[:SAMPLES]:
         tickers = f" [{', '.join(a.tickers)}]" if a.tickers else ""
         out.print(f"    {a.published_at:%Y-%m-%d %H:%M}Z {a.title[:100]}{tickers}", markup=False)
+
+
+def presets_table() -> Table:
+    """Every preset: what it yields, how often, under which terms, what it needs."""
+
+    def needs(p: Preset) -> list[str]:
+        return [x for x in (p.needs_contact and "ingest.contact", p.api_key and "API key") if x]
+
+    table = Table("preset", "source and what it yields", "every", "terms", "needs", title="presets")
+    for p in PRESETS.values():
+        every = f"{p.interval_s:g}s" + (" per ticker" if p.per_ticker else "")
+        table.add_row(p.name, f"{p.title}: {p.yields}", every, p.terms, ", ".join(needs(p)))
+    for group, members in GROUPS.items():
+        group_needs = {x for m in members for x in needs(PRESETS[m])}
+        table.add_row(group, "group: " + ", ".join(members), "", "", ", ".join(sorted(group_needs)))
+    return table
