@@ -10,7 +10,6 @@ the feedback file are the real ones, so a demo correction is real retraining inp
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import signal
 import time
@@ -25,12 +24,13 @@ from rich.console import Console
 from alerts.config import RuleConfig
 from dashboard.app import create_app
 from dashboard.config import ApiSettings
-from dashboard.demo_data import demo_stream, generated_rows, write_jsonl
+from dashboard.demo_data import demo_stream, write_jsonl
 from dashboard.metrics import ApiMetrics
 from dashboard.server import metrics_listener, serve
 from dashboard.services import Services
 from finpulse.contracts import AlertState, Scope
 from finpulse.settings import Settings
+from model.data import describe
 from model.registry import Registry
 
 DEMO_DIR = Path("var/demo")
@@ -79,47 +79,22 @@ def demo_settings(settings: Settings) -> Settings:
 
 
 def ensure_model(settings: Settings, console: Console) -> str:
-    """The champion's version, training the ``head`` model first if the registry is empty."""
-    registry = Registry(settings.model.registry_dir)
-    if (version := registry.champion_version()) is not None:
-        console.print(f"model: champion [bold]{version}[/bold]")
-        return version
-    if models := registry.list():
-        registry.promote(models[-1].version)
-        console.print(f"model: no champion; promoted the newest, {models[-1].version}")
-        return models[-1].version
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from model.data import DataError
-    from model.train import load_train_data, train_model
+    """The champion's version: the registry's, else the model shipped with finpulse.
 
-    started = time.monotonic()
-    try:
-        data = load_train_data(settings.model, settings.data_dir)
-        console.print(f"model: registry empty; training the head model on {settings.data_dir}")
-    except (DataError, FileNotFoundError, OSError) as exc:
-        console.print(f"[yellow]model: training data unavailable ({exc}); training on a small "
-                      "generated set instead: expect rough labels[/yellow]")  # fmt: skip
-        data = generated_train_data()
-    info = train_model("head", settings.model, data, progress=True)
-    registry.promote(info.version)
-    console.print(
-        f"model: trained and promoted {info.version} in {time.monotonic() - started:.0f} s"
-    )
-    return info.version
-
-
-def generated_train_data():  # noqa: ANN201 - model.train.TrainData (imported lazily: TensorFlow)
-    from model.data import Labeled, holdout_mask
-    from model.train import TrainData
-
-    rows = generated_rows(n=1200, seed=3)
-    texts = [r["text"] for r in rows]
-    valid = holdout_mask(texts, 0.2)
-    by_task = {t: Labeled(t, texts, [r[t] for r in rows]) for t in ("topic", "sentiment")}
-    return TrainData(
-        train={t: d.subset(~valid) for t, d in by_task.items()},
-        valid={t: d.subset(valid) for t, d in by_task.items()},
-    )
+    The demo never trains: a model trained in a minute would be a toy shown as if real.
+    """
+    registry = Registry.of(settings.model)
+    version = registry.champion_version()
+    if version is None:
+        raise SystemExit(
+            f"no model: {settings.model.registry_dir} has no champion and this install ships "
+            "none; import one (`finpulse models import FILE`) or train one (`finpulse train`)"
+        )
+    info = registry.resolve(version)
+    where = "shipped with finpulse" if info.origin.get("kind") == "shipped" else "champion"
+    valid = describe(info.meta.get("data"))
+    console.print(f"model: {where} [bold]{version}[/bold] (validated on {valid})")
+    return version
 
 
 @dataclass

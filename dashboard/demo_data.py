@@ -15,13 +15,10 @@ True
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
-
-from model.labels import normalize_label
 
 SENTIMENT_FILE = Path("twitter-fin-sentiment/sent_valid.csv")
 
@@ -88,16 +85,15 @@ def generated_rows(n: int = 600, seed: int = 0) -> list[dict[str, str]]:
 
 
 def read_sentiment_rows(data_dir: Path) -> list[dict[str, str]] | None:
-    """The validation tweets with their sentiment, or None when the data is not there."""
-    path = Path(data_dir) / SENTIMENT_FILE
+    """The validation tweets with their sentiment (the data dir's, else the copy shipped in
+    the model package), or None when neither is there."""
+    from model.data import load_labeled, resolve_file
+
+    path = Path(resolve_file(data_dir, SENTIMENT_FILE.as_posix()))
     if not path.is_file():
         return None
-    with path.open(newline="", encoding="utf-8") as fh:
-        return [
-            {"text": r["text"], "sentiment": normalize_label("sentiment", r["label"])}
-            for r in csv.DictReader(fh)
-            if r.get("text", "").strip()
-        ]
+    data = load_labeled(path, "sentiment", split="valid")
+    return [{"text": t, "sentiment": y} for t, y in zip(data.texts, data.labels, strict=True)]
 
 
 def splice_episode(
@@ -123,8 +119,11 @@ def splice_episode(
 
 
 def demo_stream(data_dir: Path, *, burst_at: int, burst_len: int) -> DemoStream:
+    from model.data import resolve_file
+
     rows = read_sentiment_rows(data_dir)
-    origin = f"{Path(data_dir) / SENTIMENT_FILE} (validation tweets, not used in training)"
+    source = resolve_file(data_dir, SENTIMENT_FILE.as_posix())
+    origin = f"{source} (validation tweets, not used in training)"
     if rows is None:
         rows = generated_rows()
         origin = f"generated headlines ({data_dir} not found)"

@@ -15,6 +15,7 @@ from alerts.store import AlertStore
 from dashboard.config import ApiSettings
 from dashboard.feedback import FeedbackLog
 from finpulse.contracts import Scope
+from model.data import describe
 from model.labels import SENTIMENTS, TOPICS
 from model.registry import Registry
 from stream.sinks import Store, open_store
@@ -52,7 +53,7 @@ class Services:
             store=store or open_store(settings),
             alerts=alerts or AlertStore(settings.alerts.state_db),
             rules=list(settings.alerts.rules),
-            registry=Registry(settings.model.registry_dir),
+            registry=Registry.of(settings.model),
             feedback=FeedbackLog(api.feedback_path),
             api=api,
             window_s=settings.stream.window_s,
@@ -108,6 +109,9 @@ class Services:
             "method": info.method,
             "created_at": info.created_at.isoformat(),
             "metrics": info.metrics,
+            "metrics_data": describe(info.meta.get("data")),
+            "generated_data": info.generated_data,
+            "origin": info.origin,
             "versions": versions,
             "topics": info.meta.get("labels", {}).get("topic", TOPICS),
             "sentiments": info.meta.get("labels", {}).get("sentiment", SENTIMENTS),

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer
 
+from model import lora
 from model.encoder import load_backbone, load_tokenizer
 from model.network import Network, build_network
 from model.registry import METRICS_FILE, MODEL_FILE, ModelInfo
@@ -20,11 +21,18 @@ from model.registry import METRICS_FILE, MODEL_FILE, ModelInfo
 FORMAT = 1
 ENCODER_DIR = "encoder"
 HEADS_FILE = "heads.npz"
+ADAPTER_FILE = "adapter.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
 
 
-def save_weights(path: Path, network: Network, tokenizer: Tokenizer) -> None:
-    network.backbone.save_to_preset(str(path / ENCODER_DIR))
+def save_weights(path: Path, network: Network, tokenizer: Tokenizer, *, adapter: bool) -> None:
+    """The encoder as a keras-hub preset, or (``adapter``) only its LoRA adapter weights."""
+    if adapter:
+        from safetensors.numpy import save_file
+
+        save_file(lora.adapter_weights(network.backbone), str(path / ADAPTER_FILE))
+    else:
+        network.backbone.save_to_preset(str(path / ENCODER_DIR))
     np.savez(path / HEADS_FILE, **network.head_weights())
     (path / TOKENIZER_FILE).write_text(tokenizer.to_str())
 
@@ -46,7 +54,14 @@ def load_network(path: Path, *, dtype: str | None = None) -> tuple[Network, Toke
     meta = json.loads((path / MODEL_FILE).read_text())
     if meta.get("format", 0) > FORMAT:
         raise ValueError(f"{path} was written by a newer finpulse (format {meta['format']})")
-    backbone = load_backbone(path / ENCODER_DIR, dtype=dtype)
+    if (path / ADAPTER_FILE).is_file():
+        from safetensors.numpy import load_file
+
+        backbone = load_backbone(lora.find_base(meta["base"]), dtype=dtype)
+        scale = meta["lora"]["alpha"] / meta["lora"]["rank"]
+        lora.assign(backbone, load_file(path / ADAPTER_FILE), merge_scale=scale)
+    else:
+        backbone = load_backbone(path / ENCODER_DIR, dtype=dtype)
     network = build_network(backbone, meta["labels"], dropout=0.0, normalize=meta["normalize"])
     with np.load(path / HEADS_FILE) as heads:
         network.set_head_weights(dict(heads))

@@ -15,8 +15,10 @@ from typing import Annotated
 import typer
 
 from finpulse.context import settings_from
+from model.data import describe, fingerprint
+from model.registry import ModelInfo
 
-Method = typer.Option(help="full | head | zero-shot | few-shot")
+Method = typer.Option(help="full | lora | head | zero-shot | few-shot")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -54,7 +56,7 @@ def train(
     except DataError as exc:
         raise _fail(str(exc)) from None
     info = train_model(method, settings.model, train_data, epochs=epochs)
-    registry = Registry(settings.model.registry_dir)
+    registry = Registry.of(settings.model)
     if promote or (promote is None and registry.champion_version() is None):
         registry.promote(info.version)
         typer.echo(f"promoted {info.version} to champion")
@@ -120,19 +122,32 @@ def evaluate(
 
 
 models_app = typer.Typer(
-    help="List the registry, choose the champion, import a base encoder.", no_args_is_help=True
+    help="List the registry, choose the champion, export/import bundles, import a base encoder.",
+    no_args_is_help=True,
 )
+
+
+def _data_cell(info: ModelInfo) -> str:
+    """Short name of the data a model's metrics were measured on, for a table cell."""
+    source = info.meta.get("data")
+    if not source:
+        return "not recorded"
+    if source.get("generated"):
+        return "GENERATED"
+    return f"sha256 {fingerprint(source['valid'])}" if source.get("valid") else "in-memory"
 
 
 @models_app.command("list")
 def models_list(
     ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False
 ) -> None:
-    """Every complete model version, oldest first; * marks the champion."""
+    """Every complete model version, oldest first; * marks the champion. Metrics are on the
+    validation data named in the last columns; "shipped" / "imported" say where it came from."""
     from model.registry import Registry
 
-    registry = Registry(settings_from(ctx).model.registry_dir)
+    registry = Registry.of(settings_from(ctx).model)
     champion = registry.champion_version()
+    infos = registry.list()
     rows = [
         {
             "version": i.version,
@@ -140,9 +155,12 @@ def models_list(
             "created_at": i.created_at.isoformat(),
             "champion": i.version == champion,
             "valid": i.metrics.get("headline", {}),
+            "valid_data": describe(i.meta.get("data")),
+            "generated_data": i.generated_data,
+            "origin": i.origin,
             "path": str(i.path),
         }
-        for i in registry.list()
+        for i in infos
     ]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
@@ -151,30 +169,75 @@ def models_list(
     from rich.table import Table
 
     table = Table(title=f"models in {registry.root} (* champion)")
-    for col in ("version", "method", "topic acc / F1", "sentiment acc / F1"):
+    for col in ("version", "method", "topic acc / F1", "sentiment acc / F1", "measured on"):
         table.add_column(col, no_wrap=True)
-    for r in rows:
+    table.add_column("origin")
+    for info, r in zip(infos, rows, strict=True):
         cells = [
             f"{r['valid'].get(t, {}).get('accuracy', '-')} / "
             f"{r['valid'].get(t, {}).get('macro_f1', '-')}"
             for t in ("topic", "sentiment")
         ]
+        origin = r["origin"].get("kind", "trained")
+        if origin == "imported":
+            origin = f"imported {r['origin'].get('at', '')} from {r['origin'].get('from')}"
         # The mark leads the version's cell: a narrow terminal squeezes a column of its own away.
         mark = "*" if r["champion"] else " "
-        table.add_row(f"{mark} {r['version']}", r["method"], *cells)
-    Console().print(table)
+        table.add_row(f"{mark} {r['version']}", r["method"], *cells, _data_cell(info), origin)
+    console = Console()
+    console.print(table)
+    for line in sorted({r["valid_data"] for r in rows}):
+        console.print(f"  measured on: {line}")
 
 
 @models_app.command("promote")
 def models_promote(ctx: typer.Context, ref: str) -> None:
     """Make a model (a version, ``latest`` or a path in the registry) the champion."""
+    from model.registry import ModelNotFoundError, PromotionError, Registry
+
+    try:
+        info = Registry.of(settings_from(ctx).model).promote(ref)
+    except (ModelNotFoundError, PromotionError) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"champion: {info.version}")
+
+
+@models_app.command("export")
+def models_export(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="champion, latest, a version or a path")],
+    out: Annotated[Path, typer.Argument(help="The bundle file to write (.tar.gz)")],
+) -> None:
+    """Write one model as a single verified bundle file (manifest with every file's sha256)."""
+    from model.bundle import export_bundle
     from model.registry import ModelNotFoundError, Registry
 
     try:
-        info = Registry(settings_from(ctx).model.registry_dir).promote(ref)
+        info = Registry.of(settings_from(ctx).model).resolve(ref)
     except ModelNotFoundError as exc:
         raise _fail(str(exc)) from None
-    typer.echo(f"champion: {info.version}")
+    path = export_bundle(info, out)
+    typer.echo(f"wrote {path} ({info.version}, {path.stat().st_size / 1e6:.1f} MB)")
+
+
+@models_app.command("import")
+def models_import(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="A bundle file or an http(s) URL")],
+    promote: Annotated[bool, typer.Option(help="Make it the champion")] = False,
+) -> None:
+    """Verify a bundle (every sha256, the base encoder) and register it; a bad one changes
+    nothing."""
+    from model.bundle import BundleError, import_bundle
+    from model.registry import PromotionError, Registry
+
+    registry = Registry.of(settings_from(ctx).model)
+    try:
+        info = import_bundle(source, registry, promote=promote)
+    except (BundleError, PromotionError) as exc:
+        raise _fail(str(exc)) from None
+    state = "champion" if promote else "not champion; `finpulse models promote` to use it"
+    typer.echo(f"imported {info.version} into {registry.root} ({state})")
 
 
 @models_app.command("import-onnx")
@@ -244,12 +307,13 @@ def score(
         if output is not None and not output.parent.is_dir():
             raise _fail(f"cannot write {output}: no directory {output.parent}")
         _quiet_tf()
+        from model.encoder import BaseModelError
         from model.registry import ModelNotFoundError
         from model.scorer import Scorer
 
         try:
             scorer = Scorer.load(model, settings)
-        except ModelNotFoundError as exc:
+        except (ModelNotFoundError, BaseModelError) as exc:
             raise _fail(str(exc)) from None
         try:
             dst = sys.stdout if output is None else files.enter_context(output.open("w"))
@@ -268,14 +332,16 @@ def bench_score(
     """Articles/s and batch latency of the scorer vs a naive baseline, and peak RSS."""
     _quiet_tf()
     from model.bench import bench
+    from model.data import DataError
+    from model.encoder import BaseModelError
+    from model.registry import ModelNotFoundError
 
     settings = settings_from(ctx)
-    typer.echo(
-        json.dumps(
-            bench(settings.model, settings.data_dir, model=model, limit=limit, repeat=repeat),
-            indent=2,
-        )
-    )
+    try:
+        result = bench(settings.model, settings.data_dir, model=model, limit=limit, repeat=repeat)
+    except (DataError, ModelNotFoundError, BaseModelError) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(json.dumps(result, indent=2))
 
 
 def register(app: typer.Typer) -> None:

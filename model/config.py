@@ -49,6 +49,9 @@ class TrainSettings(_Section):
     # Share of each train file held out (by text hash) for early stopping.
     dev_fraction: float = Field(default=0.1, gt=0, lt=1)
     max_steps_per_epoch: int | None = Field(default=None, ge=1)
+    # `full` / `lora`: stop training after this many minutes (at the next step), keep the
+    # best state evaluated so far: a run that must end in time on a slow or busy CPU.
+    max_train_minutes: float | None = Field(default=None, gt=0)
     # Read every URL as the one word "http": a shortened link (t.co/...) is a random hash of
     # ~13 word pieces, a third of a tweet's tokens. Saved in the model's tokenizer.json, so
     # its scorer applies it too; models trained without it are scored without it.
@@ -69,6 +72,11 @@ class TrainSettings(_Section):
     # `head` method: softmax regression on frozen vectors takes larger steps than fine-tuning.
     head_epochs: int = Field(default=40, ge=1)
     probe_learning_rate: float = Field(default=3e-3, gt=0)
+    # `lora` method: adapters of this rank on every attention and feed-forward dense, scaled
+    # by alpha / rank; adapters, biases, LayerNorms and heads all learn at lora_learning_rate.
+    lora_rank: int = Field(default=16, ge=1)
+    lora_alpha: float = Field(default=32.0, gt=0)
+    lora_learning_rate: float = Field(default=1e-3, gt=0)
     seed: int = 13
 
 
@@ -85,7 +93,7 @@ class ZeroShotSettings(_Section):
 
 
 class RetrainSettings(_Section):
-    method: Literal["full", "head", "zero-shot", "few-shot"] = "full"
+    method: Literal["full", "lora", "head", "zero-shot", "few-shot"] = "full"
     # Share of each validation file (by text hash) that champion and challenger are compared on.
     holdout_fraction: float = Field(default=0.5, gt=0, le=1)
     # The challenger is promoted when its score >= champion's - tolerance.
@@ -94,6 +102,9 @@ class RetrainSettings(_Section):
 
 class ModelSettings(_Section):
     registry_dir: Path = Path("models")
+    # While the registry names no champion, the model shipped in the package is champion
+    # (a fresh install scores with no training step); False: no champion until one is promoted.
+    shipped_model: bool = True
     base_model: str | None = None  # an HF-format directory; None = packaged MiniLM-L6
     max_length: int = Field(default=64, ge=8, le=512)
     batch_size: int = Field(default=64, ge=1)  # scoring batch on a CPU

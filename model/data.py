@@ -10,16 +10,20 @@ True
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, TextIO
 
 import numpy as np
 
 from model.labels import LABELS, TASKS, LabelError, normalize_label
 
 HUB_PREFIX = "hub:"
+# The labelled tweets (MIT), gzipped, shipped in the package: the default data everywhere.
+SHIPPED_DATA = Path(__file__).parent / "assets" / "data"
 
 
 class DataError(ValueError):
@@ -49,9 +53,11 @@ class Labeled:
 
 def _read_table(path: Path) -> list[dict]:
     suffix = path.suffix.lower()
+    if suffix == ".gz":  # pandas reads .csv.gz itself; JSONL goes through gzip.open
+        suffix = Path(path.stem).suffix.lower()
     if suffix in (".jsonl", ".ndjson", ".json"):
         rows = []
-        with path.open(encoding="utf-8") as fh:
+        with _open_text(path) as fh:
             for n, line in enumerate(fh, 1):
                 if line.strip():
                     try:
@@ -119,14 +125,75 @@ def load_labeled(
     return Labeled(task, texts, labels)
 
 
+def _open_text(path: Path) -> TextIO:
+    if path.suffix.lower() == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return path.open(encoding="utf-8")
+
+
+def resolve_file(data_dir: Path, ref: str) -> Path | str:
+    """``data_dir/ref`` where it exists (the override), else the shipped ``ref.gz``."""
+    if ref.startswith(HUB_PREFIX):
+        return ref
+    path = Path(data_dir) / ref
+    shipped = SHIPPED_DATA / f"{ref}.gz"
+    return shipped if not path.is_file() and shipped.is_file() else path
+
+
+def sha256_of(fh: BinaryIO) -> str:
+    """sha256 of what a binary file object reads, in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: fh.read(1 << 20), b""):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def content_sha256(path: Path) -> str:
+    """sha256 of a file's content, decompressed if gzipped: the shipped copy hashes as the
+    original CSV does."""
+    with gzip.open(path, "rb") if path.suffix.lower() == ".gz" else path.open("rb") as fh:
+        return sha256_of(fh)
+
+
 def load_split(data_dir: Path, files: dict[str, dict[str, str]], split: str) -> dict[str, Labeled]:
     """Both tasks' data of one split (``train`` or ``valid``) as the settings name them."""
+    return {
+        task: load_labeled(resolve_file(data_dir, files[task][split]), task, split=split)
+        for task in TASKS
+    }
+
+
+def split_source(data_dir: Path, files: dict[str, dict[str, str]], split: str) -> dict:
+    """Where one split's data came from: per task the configured file, the file read and the
+    sha256 of its content."""
     out = {}
     for task in TASKS:
         ref = files[task][split]
-        source = ref if ref.startswith(HUB_PREFIX) else Path(data_dir) / ref
-        out[task] = load_labeled(source, task, split=split)
+        path = resolve_file(data_dir, ref)
+        read = {"file": ref, "read": str(path)}
+        if isinstance(path, Path) and path.is_file():
+            read["sha256"] = content_sha256(path)
+        out[task] = read
     return out
+
+
+def fingerprint(split: dict) -> str:
+    """A short id of one split's data: the first 12 hex digits of the hash of its files' hashes."""
+    joined = "".join(split[t].get("sha256", split[t]["file"]) for t in sorted(split))
+    return hashlib.sha256(joined.encode()).hexdigest()[:12]
+
+
+def describe(source: dict | None) -> str:
+    """One line naming the data a model's validation metrics were measured on."""
+    if not source:
+        return "data not recorded"
+    if source.get("generated"):
+        return f"GENERATED data ({source.get('name', 'generated')}): not a real measurement"
+    valid = source.get("valid")
+    if not valid:
+        return source.get("name", "in-memory rows")
+    names = ", ".join(v["file"] for v in valid.values())
+    return f"{names} (sha256 {fingerprint(valid)})"
 
 
 def load_feedback(path: Path) -> dict[str, Labeled]:

@@ -76,12 +76,12 @@ def retrain(
     challenger = train_model(
         method or rs.method,
         settings,
-        TrainData(train=train, valid=data.valid),
+        TrainData(train, data.valid, data.source),
         epochs=epochs,
         progress=progress,
         extra_meta={"retrain": True, "feedback": str(feedback) if feedback else None},
     )
-    registry = Registry(settings.registry_dir)
+    registry = Registry.of(settings)
     champion = registry.champion()
     challenger_metrics = _score(challenger, settings, holdout)
     champion_metrics = None

@@ -52,7 +52,7 @@ class Scorer:
     @classmethod
     def load(cls, ref_or_path: str | Path, settings: ModelSettings) -> Scorer:
         """``champion``, ``latest``, a registry version or a model directory."""
-        return cls(Registry(settings.registry_dir).resolve(ref_or_path), settings)
+        return cls(Registry.of(settings).resolve(ref_or_path), settings)
 
     def close(self) -> None:
         """Stop the batch threads (a scorer used once, such as a training teacher)."""

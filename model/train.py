@@ -27,9 +27,17 @@ import keras
 import numpy as np
 from tokenizers import Tokenizer
 
+from model import lora
 from model.artifact import finalize, save_weights
 from model.config import ModelSettings
-from model.data import Labeled, holdout_mask, load_feedback, load_split
+from model.data import (
+    Labeled,
+    content_sha256,
+    holdout_mask,
+    load_feedback,
+    load_split,
+    split_source,
+)
 from model.device import dtype_policy, gpu_available, training_policy
 from model.encoder import (
     length_batches,
@@ -53,17 +61,28 @@ log = logging.getLogger(__name__)
 class TrainData:
     train: dict[str, Labeled]
     valid: dict[str, Labeled]
+    # Provenance, saved in model.json (``data``): files and sha256 from load_train_data;
+    # ``generated: True`` marks made-up rows (tests, never a champion).
+    source: dict[str, Any] = field(default_factory=lambda: {"name": "in-memory rows"})
 
 
 def load_train_data(
     settings: ModelSettings, data_dir: Path, feedback: Path | None = None
 ) -> TrainData:
     """The configured train/valid files, with feedback rows (if any) added to train."""
-    train = load_split(data_dir, settings.data_files, "train")
+    files = settings.data_files
+    train = load_split(data_dir, files, "train")
+    source = {
+        "name": "files",
+        "generated": False,
+        "train": split_source(data_dir, files, "train"),
+        "valid": split_source(data_dir, files, "valid"),
+    }
     if feedback is not None:
         for task, rows in load_feedback(feedback).items():
             train[task] = train[task] + rows
-    return TrainData(train=train, valid=load_split(data_dir, settings.data_files, "valid"))
+        source["feedback"] = {"file": str(feedback), "sha256": content_sha256(Path(feedback))}
+    return TrainData(train, load_split(data_dir, files, "valid"), source)
 
 
 @dataclass
@@ -289,8 +308,11 @@ def _targets(ctx: Context) -> tuple[dict[str, np.ndarray], str | None]:
     return {t: np.concatenate(v) for t, v in ys.items()}, teacher
 
 
-@method("full", trains_encoder=True)
-def fit_full(ctx: Context) -> Outcome:
+def _fine_tune(
+    ctx: Context, peak: float, multipliers: dict[str, float], notes: dict[str, Any]
+) -> Outcome:
+    """Train the network's trainable variables (AdamW, warm-up + linear decay, each
+    variable's step scaled by its multiplier), early-stopped on the dev score."""
     tr, network = ctx.settings.train, ctx.network
     texts = [x for task in TASKS for x in ctx.fit[task].texts]
     y, teacher = _targets(ctx)
@@ -301,31 +323,12 @@ def fit_full(ctx: Context) -> Outcome:
         steps = min(steps, tr.max_steps_per_epoch)
     total = steps * ctx.epochs
     warmup = int(tr.warmup_ratio * total)
-
-    # BERT's pooler is unused by mean pooling; the word embeddings are frozen by choice.
-    for layer in network.backbone.layers:
-        if layer.name == "pooled_dense" or (
-            tr.freeze_word_embeddings and layer.name == "token_embedding"
-        ):
-            layer.trainable = False
-    # Layer-wise learning-rate decay: each encoder depth below the top at layer_decay x.
-    num_layers = getattr(network.backbone, "num_layers", 0)
-    backbone_ids = {id(v) for v in network.backbone.weights}
-    multipliers = {
-        v.path: (
-            tr.layer_decay ** (num_layers - _layer_of(v.path))
-            if id(v) in backbone_ids
-            else tr.head_learning_rate / tr.learning_rate
-        )
-        for v in network.model.trainable_variables
-    }
     optimizer = LayerwiseAdamW(
         multipliers,
-        learning_rate=WarmupLinearDecay(tr.learning_rate, warmup, total),
+        learning_rate=WarmupLinearDecay(peak, warmup, total),
         weight_decay=tr.weight_decay,
         clipnorm=1.0,
     )
-    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
     model = network.model
     weights = _task_weights(ctx)
     model.compile(
@@ -339,6 +342,7 @@ def fit_full(ctx: Context) -> Outcome:
     rng = np.random.default_rng(tr.seed)
     history, best, best_weights, stale = [], -1.0, None, 0
     started = time.time()
+    deadline = started + 60 * tr.max_train_minutes if tr.max_train_minutes else None
     for epoch in range(1, ctx.epochs + 1):
         batches = length_batches(lengths, tr.batch_size, rng)
         if _jit():  # one compiled shape: a short last batch would cost a second compile
@@ -350,6 +354,9 @@ def fit_full(ctx: Context) -> Outcome:
             batches = tqdm(batches, desc=f"epoch {epoch}/{ctx.epochs}", unit="step", mininterval=5)
         losses = []
         for idx in batches:
+            if deadline is not None and time.time() > deadline:
+                notes["stopped_at"] = {"epoch": epoch, "step": len(losses)}
+                break
             ids, mask = pad([tokens[i] for i in idx], ctx.settings.max_length, full=_jit())
             logs = model.train_on_batch(
                 {"token_ids": ids, "padding_mask": mask},
@@ -368,7 +375,8 @@ def fit_full(ctx: Context) -> Outcome:
             )[t]
             for t in TASKS
         }
-        row = _history_row(epoch, float(np.mean(losses)), _dev_metrics(probs, ctx), started)
+        loss = float(np.mean(losses)) if losses else float("nan")
+        row = _history_row(epoch, loss, _dev_metrics(probs, ctx), started)
         history.append(row)
         log.info("epoch %d: %s", epoch, row)
         if ctx.progress:
@@ -379,14 +387,52 @@ def fit_full(ctx: Context) -> Outcome:
             stale += 1
             if stale >= tr.patience:
                 break
+        if "stopped_at" in notes:  # out of time: the best state so far is the model
+            break
     model.set_weights(best_weights)
     heads = network.head_weights()
     for t in TASKS:
         heads[f"{t}_bias"] = _remove_prior(heads[f"{t}_bias"], weights[t], ctx)
     network.set_head_weights(heads)
     best_epoch = max(history, key=lambda r: r["dev_score"])["epoch"]
-    notes = {"best_epoch": best_epoch, "steps_per_epoch": steps, "teacher": teacher}
+    notes |= {"best_epoch": best_epoch, "steps_per_epoch": steps, "teacher": teacher}
     return Outcome(history=history, notes=notes)
+
+
+@method("full", trains_encoder=True)
+def fit_full(ctx: Context) -> Outcome:
+    tr, network = ctx.settings.train, ctx.network
+    # BERT's pooler is unused by mean pooling; the word embeddings are frozen by choice.
+    for layer in network.backbone.layers:
+        if layer.name == "pooled_dense" or (
+            tr.freeze_word_embeddings and layer.name == "token_embedding"
+        ):
+            layer.trainable = False
+    # Layer-wise learning-rate decay: each encoder depth below the top at layer_decay x.
+    num_layers = getattr(network.backbone, "num_layers", 0)
+    backbone_ids = {id(v) for v in network.backbone.weights}
+    multipliers = {
+        v.path: (
+            tr.layer_decay ** (num_layers - _layer_of(v.path))
+            if id(v) in backbone_ids
+            else tr.head_learning_rate / tr.learning_rate
+        )
+        for v in network.model.trainable_variables
+    }
+    return _fine_tune(ctx, tr.learning_rate, multipliers, {})
+
+
+@method("lora", trains_encoder=True)
+def fit_lora(ctx: Context) -> Outcome:
+    """Adapters (plus biases, LayerNorms and heads) at one rate; the base kernels stay."""
+    tr = ctx.settings.train
+    adapted = lora.enable(ctx.network.backbone, tr.lora_rank, tr.lora_alpha)
+    if not adapted:
+        raise ValueError("the base encoder has no layers LoRA knows how to adapt")
+    trainable = sum(int(np.prod(v.shape)) for v in ctx.network.model.trainable_variables)
+    notes = {"lora": {"rank": tr.lora_rank, "alpha": tr.lora_alpha, "layers": adapted}}
+    notes["trainable_parameters"] = trainable
+    return _fine_tune(ctx, tr.lora_learning_rate, {}, notes)
 
 
 # ---------------------------------------------------------------------------- head
@@ -620,10 +666,13 @@ def train_model(
     from model.report import write_report
 
     path = Registry(settings.registry_dir).new_version_dir(method_name)
-    save_weights(path, network, tokenizer)
+    adapter = method_name == "lora"
+    save_weights(path, network, tokenizer, adapter=adapter)
     meta = {
         "method": method_name,
         "base_model": str(base),
+        **({"base": lora.base_identity(base), "lora": outcome.notes["lora"]} if adapter else {}),
+        "data": data.source,
         "labels": labels,
         "max_length": settings.max_length,
         "normalize": spec.normalize,

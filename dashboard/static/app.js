@@ -110,7 +110,20 @@ async function loadModel() {
   const m = await guarded(() => api("/api/model"));
   if (!m) return;
   state.model = m;
-  $("#model").textContent = m.version ? `model ${m.version}` : "no model";
+  const toy = m.generated_data ? " (trained on generated data: not a real model)" : "";
+  $("#model").textContent = m.version ? `model ${m.version}${toy}` : "no model";
+  $("#model").title = m.version ? modelSummary(m) : "";
+}
+
+// Hover text of the model badge: validation numbers and the data they were measured on.
+function modelSummary(m) {
+  const h = m.metrics?.headline || {};
+  const nums = ["topic", "sentiment"]
+    .filter((t) => h[t])
+    .map((t) => `${t} acc ${h[t].accuracy} / macro-F1 ${h[t].macro_f1}`);
+  const origin = m.origin?.kind === "imported" ? `imported from ${m.origin.from}` : m.origin?.kind;
+  const data = `measured on ${m.metrics_data || "data not recorded"}`;
+  return [`${m.method} ${origin || ""}`.trim(), ...nums, data].join("\n");
 }
 
 function syncScopeForm() {

@@ -71,3 +71,31 @@ def test_holdout_is_deterministic_and_sized():
     assert np.array_equal(mask, holdout_mask(list(texts), 0.25))
     assert 0.2 < mask.mean() < 0.3
     assert not np.array_equal(mask, holdout_mask(texts, 0.25, salt="other"))
+
+
+def test_shipped_data_is_the_default_and_a_data_dir_overrides_it(tmp_path):
+    """No data dir (a fresh clone without ../shared): the shipped gzipped copy, same sha256."""
+    from model.config import DEFAULT_DATA_FILES
+    from model.data import SHIPPED_DATA, describe, load_split, split_source
+
+    files = DEFAULT_DATA_FILES
+    valid = load_split(tmp_path / "nowhere", files, "valid")
+    assert len(valid["sentiment"]) == 2388 and len(valid["topic"]) == 4117
+    source = split_source(tmp_path / "nowhere", files, "valid")
+    assert source["topic"]["read"] == str(SHIPPED_DATA / "twitter-fin-topic/topic_valid.csv.gz")
+    assert source["topic"]["sha256"].startswith("67396d6c")  # the original CSV's hash
+    assert "(sha256 " in describe({"valid": source})
+
+    own = tmp_path / "data" / "twitter-fin-topic"
+    own.mkdir(parents=True)
+    (own / "topic_valid.csv").write_text("text,label\nFed holds rates,1\n")
+    override = load_split(tmp_path / "data", files, "valid")
+    assert override["topic"].texts == ["Fed holds rates"]  # the data dir's file wins
+    assert len(override["sentiment"]) == 2388  # the shipped one fills the gap
+
+
+def test_describe_says_when_data_was_generated():
+    from model.data import describe
+
+    assert describe({"generated": True, "name": "toy"}).startswith("GENERATED")
+    assert describe(None) == "data not recorded"

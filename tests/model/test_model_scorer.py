@@ -134,6 +134,7 @@ def cli(tiny_registry, monkeypatch):
     from finpulse.cli import app
 
     monkeypatch.setenv("FINPULSE_MODEL__REGISTRY_DIR", str(tiny_registry))
+    monkeypatch.setenv("FINPULSE_MODEL__SHIPPED_MODEL", "false")  # only the tiny models
     monkeypatch.setenv("FINPULSE_MODEL__MAX_TEXT_CHARS", "300")
     return lambda *args, input=None: CliRunner().invoke(app, list(args), input=input)
 
@@ -218,7 +219,11 @@ def test_models_and_evaluate_cli(cli, tiny_registry, tmp_path, monkeypatch):
     monkeypatch.setenv("COLUMNS", "60")  # a narrow terminal squeezes columns, not the mark
     table = cli("models", "list").stdout
     assert f"│ * {rows[0]['version'][:15]}" in table  # the version itself may be cut short
+    assert rows[0]["generated_data"] and rows[0]["valid_data"].startswith("GENERATED")
+    assert "measured on: GENERATED data" in table  # its numbers say what they are worth
     assert cli("models", "promote", "nope").exit_code == 2
+    refused = cli("models", "promote", rows[0]["version"])
+    assert refused.exit_code == 2 and "generated data" in refused.output
     data = tmp_path / "eval.csv"
     data.write_text("tweet,y\nshares fall loss weak,0\nrise beat,1\nflat steady,2\n")
     result = cli(
@@ -239,3 +244,21 @@ def test_models_and_evaluate_cli(cli, tiny_registry, tmp_path, monkeypatch):
     assert set(metrics["per_class"]) == {"negative", "neutral", "positive"}
     bad = cli("evaluate", "--task", "sentiment", "--data", str(data), "--json")
     assert bad.exit_code == 2 and "needs columns" in bad.output
+
+
+def test_export_import_cli(cli, tmp_path, monkeypatch):
+    bundle = tmp_path / "champion.tar.gz"
+    exported = cli("models", "export", "champion", str(bundle))
+    assert exported.exit_code == 0 and bundle.is_file(), exported.output
+    raw = bytearray(bundle.read_bytes())
+    raw[-40] ^= 1
+    (tmp_path / "bad.tar.gz").write_bytes(bytes(raw))
+    monkeypatch.setenv("FINPULSE_MODEL__REGISTRY_DIR", str(tmp_path / "other"))
+    bad = cli("models", "import", str(tmp_path / "bad.tar.gz"))
+    assert bad.exit_code == 2 and bad.output.startswith("error: ")
+    assert len(bad.output.strip().splitlines()) == 1  # one line, no traceback
+    assert cli("models", "list", "--json").stdout.strip() == "[]"  # nothing registered
+    good = cli("models", "import", str(bundle))
+    assert good.exit_code == 0 and "not champion" in good.output, good.output
+    rows = json.loads(cli("models", "list", "--json").stdout)
+    assert rows[0]["origin"]["kind"] == "imported" and not rows[0]["champion"]

@@ -23,19 +23,21 @@ def _by_task(rows: list[dict]) -> dict[str, Labeled]:
     }
 
 
-@pytest.mark.parametrize("method", ["full", "head", "zero-shot", "few-shot"])
+@pytest.mark.parametrize("method", ["full", "lora", "head", "zero-shot", "few-shot"])
 def test_method_writes_a_loadable_version(tmp_path, method):
     info = train_tiny_model(tmp_path, method=method, promote=False)
     files = {p.name for p in info.path.iterdir()}
-    assert {"model.json", "metrics.json", "heads.npz", "tokenizer.json", "encoder"} <= files
+    weights = "adapter.safetensors" if method == "lora" else "encoder"
+    assert {"model.json", "metrics.json", "heads.npz", "tokenizer.json", weights} <= files
+    assert info.meta["data"]["generated"]  # toy rows say so
     assert {"confusion_topic.png", "confusion_sentiment.png", "MODEL_CARD.md"} <= files
-    if method in ("full", "head"):
+    if method in ("full", "lora", "head"):
         assert "training_curves.png" in files and info.meta["history"]
     assert info.method == method
     for task in ("topic", "sentiment"):
         m = info.metrics["valid"][task]
         assert 0 <= m["accuracy"] <= 1 and set(m["per_class"]) == set(m["labels"])
-    assert Registry(tmp_path).champion_version() is None  # training alone promotes nothing
+    assert (tmp_path / "CHAMPION").exists() is False  # training alone promotes nothing
 
     scorer = Scorer.load(info.version, tiny_settings(tmp_path))
     preds = scorer.predict(["shares fall", "the fed says rates rise", "x" * 500])
@@ -162,3 +164,18 @@ def test_full_training_records_its_teacher(tiny_registry, tmp_path):
     assert info.meta["train_settings"]["teacher"] == settings.train.teacher
     card = (info.path / "MODEL_CARD.md").read_text()
     assert f"Teacher (distilled from): `{info.meta['notes']['teacher']}`" in card
+
+
+def test_lora_distils_and_stops_when_out_of_time(tiny_registry, tmp_path):
+    """The teacher works for adapters too; a time limit ends the run with the state so far."""
+    settings = tiny_settings(tmp_path)
+    settings.train.teacher = str(Registry(tiny_registry).champion().path)
+    settings.train.max_train_minutes = 1e-9  # out of time before the first step
+    data = _by_task(toy_rows(n_per_label=2))
+    info = train_model("lora", settings, TrainData(data, data), epochs=3, progress=False)
+    notes = info.meta["notes"]
+    assert notes["stopped_at"] == {"epoch": 1, "step": 0} and len(info.meta["history"]) == 1
+    assert notes["teacher"] == Registry(tiny_registry).champion_version()
+    assert notes["lora"] == {"rank": 16, "alpha": 32.0, "layers": 12}
+    card = (info.path / "MODEL_CARD.md").read_text()
+    assert "LoRA adapter: rank 16" in card and "weights sha256" in card
