@@ -1,6 +1,6 @@
 """A schema-driven fuzzer (Schemathesis) against the API's own /openapi.json.
 
-The API runs on 127.0.0.1 over a fed history (real uvicorn, so connection handling is
+The API runs on 127.0.0.1 over a fed history, on each store (real uvicorn, so connection handling is
 tested too); ``st run`` generates requests from the published schema, valid and invalid,
 and checks every response: no server error, no valid request refused, no invalid request
 accepted, status codes, content types, headers and bodies as documented, 405 with a
@@ -17,12 +17,9 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from conftest import make_settings
-from dashboard_helpers import feed, free_port, history
+from dashboard_helpers import free_port
 
 from dashboard.app import create_app
-from dashboard.services import Services
-from stream.sinks.sqlite import SqliteStore
 
 HERE = Path(__file__).parent
 MAX_EXAMPLES = 60
@@ -30,11 +27,8 @@ SEED = 18
 
 
 @pytest.fixture
-def served(tmp_path, engine):
-    settings, api = make_settings(tmp_path)
-    store = SqliteStore(settings.store.sqlite_path)
-    feed(history(), store, engine)
-    services = Services.from_settings(settings, api, store=store, alerts=engine.store)
+def served(services):
+    """The API over a fed history (each store: SQLite, and Elasticsearch as integration)."""
     port = free_port()
     config = uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_level="error")
     server = uvicorn.Server(config)
@@ -46,7 +40,6 @@ def served(tmp_path, engine):
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
-    store.close()
 
 
 @pytest.mark.slow
