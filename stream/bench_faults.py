@@ -88,6 +88,15 @@ class Faults:
     def start_worker(self) -> None:
         self.worker = self.box.start_worker(PORT)
 
+    def ensure_worker(self) -> None:
+        """A running worker: one that exited (a failed scenario) is reported and replaced."""
+        if self.worker is not None and self.worker.poll() is not None:
+            err.print(f"  [red]the worker had exited ({self.worker.returncode}); restarting[/red]")
+            self.box.procs.remove(self.worker)
+            self.worker = None
+        if self.worker is None:
+            self.start_worker()
+
     def wait_worker_ready(self) -> None:
         self.box.wait_for(self._metrics_up, WORKER_START_S, "worker /metrics")
 
@@ -117,6 +126,11 @@ class Faults:
             self.worker.wait(10)
         self.box.procs.remove(self.worker)  # stopped on purpose: its exit is no failure
         return round(time.monotonic() - start, 1)
+
+    def log_lines(self) -> int:
+        """Lines the workers have logged so far (an outage must not flood the log)."""
+        logs = self.box.workdir.glob(f"{self.box.uid}-worker-*.log")
+        return sum(len(p.read_bytes().splitlines()) for p in logs)
 
     # -- data ------------------------------------------------------------------------
     def articles(self, scenario: str, n: int, *, start: int = 0) -> list[Article]:
@@ -314,11 +328,12 @@ def broker_restart_under_worker(f: Faults) -> Outcome:
     batch = f.articles(name, 2000)
     f.box.produce(batch)
     f.wait_stored(f"faults-{name}", 200)
+    lines = f.log_lines()
     with stopped("kafka"):
         time.sleep(5)
     result = f.outcome(name, ids(batch), started)
     alive = f.worker is not None and f.worker.poll() is None
-    result.checks.update(worker_survived_ok=alive)
+    result.checks.update(worker_survived_ok=alive, worker_log_lines=f.log_lines() - lines)
     result.passed = result.passed and alive
     return result
 
@@ -430,8 +445,7 @@ def run(settings: Settings, names: list[str], workdir: Path) -> dict[str, Any]:
         f.wait_worker_ready()
         for name in names:
             err.print(f"[bold]{name}[/bold]")
-            if f.worker is None or f.worker.poll() is not None:
-                f.start_worker()
+            f.ensure_worker()
             try:
                 results[name] = asdict(SCENARIOS[name](f))
             except Exception as exc:  # one broken scenario must not hide the others

@@ -70,6 +70,7 @@ class Sandbox:
         self.config = self.workdir / f"{self.uid}.toml"
         self.config.write_text(to_toml(self.settings))  # secrets masked: local services only
         self.procs: list[subprocess.Popen] = []
+        self.started = 0  # workers started so far: each gets its own log file
         self.producer = KafkaProducer(
             bootstrap_servers=k.bootstrap_servers,
             acks="all",
@@ -94,7 +95,8 @@ class Sandbox:
             cmd += ["--model", model]
         if alerter:
             cmd += ["--alerter"]
-        log = (self.workdir / f"{self.uid}-worker-{len(self.procs)}-{port}.log").open("w")
+        self.started += 1
+        log = (self.workdir / f"{self.uid}-worker-{self.started}-{port}.log").open("w")
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()  # the child holds its own descriptor

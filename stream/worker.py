@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -24,7 +25,9 @@ from stream.alerting import Alerting
 from stream.metrics import StreamMetrics
 from stream.scoring import BatchScorer, RegistryModels
 from stream.sinks import open_store
+from stream.sinks.base import Store, StoreUnavailable
 from stream.state import read_state
+from stream.writer import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ def run_worker(settings: Settings, *, model: str | None = None, loglevel: str = 
         check_every_s=settings.stream.model_check_s,
     )
     scorer.refresh(force=True)
-    store = open_store(settings)
+    store = _open_store_waiting(settings)
     if settings.store.backend == "sqlite":
         log.warning("workers write to SQLite %s; set store.backend=elasticsearch to share "
                     "one store between machines", settings.store.sqlite_path)  # fmt: skip
@@ -91,6 +94,19 @@ def run_alerter(settings: Settings, *, port: int | None = None, loglevel: str = 
         state=state,
     )
     _faust_worker(alerter.app, loglevel=loglevel, quiet=True).execute_from_commandline()
+
+
+def _open_store_waiting(settings: Settings) -> Store:
+    """The store, waited for with capped backoff (a worker started during an outage used to
+    crash with a traceback); SIGTERM ends the wait."""
+    backoff = Backoff(1.0, 30.0)
+    while True:
+        try:
+            return open_store(settings)
+        except StoreUnavailable as exc:
+            delay = backoff.next()
+            log.warning("store unavailable (%s); retrying in %.0fs", exc, delay)
+            time.sleep(delay)
 
 
 def _faust_worker(app: Any, **kwargs: Any) -> Any:

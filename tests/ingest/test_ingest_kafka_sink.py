@@ -54,15 +54,22 @@ def article(i):
                           published_at="2026-01-01T00:00:00Z")  # fmt: skip
 
 
+KAFKA = KafkaSettings(request_timeout_s=0.2)
+
+
+def make_sink(tmp_path, factory, **kw):
+    """A sink on a producer double: 0.2 s request timeout, quick retries, no topic admin."""
+    return KafkaSink(KAFKA, spool_path=tmp_path / "spool.jsonl", retry_backoff_s=0.01,
+                     create_topic=False, registry=CollectorRegistry(), producer_factory=factory,
+                     **kw)  # fmt: skip
+
+
 def test_a_delivery_that_never_resolves_times_out_spools_and_trips_the_circuit(tmp_path):
-    kafka = KafkaSettings(request_timeout_s=0.2)
     spool = tmp_path / "spool.jsonl"
     producer = Producer()
 
     async def run():
-        sink = KafkaSink(kafka, spool_path=spool, delivery_retries=1, retry_backoff_s=0.01,
-                         probe_every_s=3600, create_topic=False, registry=CollectorRegistry(),
-                         producer_factory=lambda **_: producer)  # fmt: skip
+        sink = make_sink(tmp_path, lambda **_: producer, delivery_retries=1, probe_every_s=3600)
         async with sink:
             start = time.monotonic()
             await sink.send(article(0))  # two attempts, each bounded
@@ -73,7 +80,7 @@ def test_a_delivery_that_never_resolves_times_out_spools_and_trips_the_circuit(t
         return sink, first, rest
 
     sink, first, rest = asyncio.run(run())
-    assert first < 2 * (kafka.request_timeout_s + 0.02 + 2.0) + 1
+    assert first < 2 * (KAFKA.request_timeout_s + 0.02 + 2.0) + 1
     assert rest < 1.0
     assert sink.spooled == 50 and sink.delivered == 0
     assert [decode(Article, line).id for line in spool.read_bytes().splitlines()] == [
@@ -82,14 +89,10 @@ def test_a_delivery_that_never_resolves_times_out_spools_and_trips_the_circuit(t
 
 
 def test_the_spool_is_sent_first_on_the_next_start_and_a_probe_closes_the_circuit(tmp_path):
-    kafka = KafkaSettings(request_timeout_s=0.2)
-    spool = tmp_path / "spool.jsonl"
     producer = Producer()
 
     async def run():
-        sink = KafkaSink(kafka, spool_path=spool, delivery_retries=0, probe_every_s=0,
-                         create_topic=False, registry=CollectorRegistry(),
-                         producer_factory=lambda **_: producer)  # fmt: skip
+        sink = make_sink(tmp_path, lambda **_: producer, delivery_retries=0, probe_every_s=0)
         async with sink:
             await sink.send(article(0))
             assert sink.down_since is not None
@@ -102,7 +105,7 @@ def test_the_spool_is_sent_first_on_the_next_start_and_a_probe_closes_the_circui
 
     assert asyncio.run(run()).delivered == 2
     assert producer.sent == [article(i).id.encode() for i in (1, 0)]
-    assert not spool.exists()
+    assert not (tmp_path / "spool.jsonl").exists()
 
 
 def test_a_producer_stuck_after_a_broker_restart_is_replaced_and_delivers(tmp_path):
@@ -116,9 +119,7 @@ def test_a_producer_stuck_after_a_broker_restart_is_replaced_and_delivers(tmp_pa
         return made[-1]
 
     async def run():
-        sink = KafkaSink(KafkaSettings(request_timeout_s=0.2), spool_path=tmp_path / "s.jsonl",
-                         delivery_retries=2, retry_backoff_s=0.01, create_topic=False,
-                         registry=CollectorRegistry(), producer_factory=factory)  # fmt: skip
+        sink = make_sink(tmp_path, factory, delivery_retries=2)
         async with sink:
             await sink.send(article(0))
         return sink

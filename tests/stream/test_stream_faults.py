@@ -43,8 +43,7 @@ def faults(tmp_path_factory, kafka_bootstrap, elasticsearch_url):
 
 @pytest.mark.parametrize("name", CI_SCENARIOS)
 def test_scenario_loses_nothing_and_dead_letters_every_poison(faults, name):
-    if faults.worker is None or faults.worker.poll() is not None:
-        faults.start_worker()
+    faults.ensure_worker()
     outcome = SCENARIOS[name](faults)
     assert outcome.lost == 0 and outcome.duplicates == 0, outcome
     assert outcome.stored_distinct == outcome.sent > 0, outcome
