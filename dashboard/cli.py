@@ -41,7 +41,7 @@ def serve(
     try:
         check_bind(api)
     except BindRefused as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)  # one line, however long
         raise typer.Exit(2) from None
     services = Services.from_settings(settings, api)
     registry = CollectorRegistry()
@@ -60,7 +60,7 @@ def serve(
         with metrics_listener(api, registry):
             asyncio.run(run())
     except OSError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)  # one line, however long
         raise typer.Exit(1) from None
     finally:
         services.close()
@@ -76,5 +76,5 @@ def demo(ctx: typer.Context) -> None:
     try:
         main(settings, settings.api, console)
     except (BindRefused, OSError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)  # one line, however long
         raise typer.Exit(1) from None

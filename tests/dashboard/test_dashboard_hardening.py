@@ -1,6 +1,9 @@
 """Hostile input and hostile pages: 4xx never 500, keep-alive kept, Host/CSP/token guards."""
 
 import http.client
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -167,3 +170,14 @@ def test_metrics_off_loopback_need_the_token():
         assert httpx.get(url, timeout=5).status_code == 401
         ok = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=5)
         assert ok.status_code == 200 and "probe_total 1.0" in ok.text
+
+
+def test_serve_refuses_exposed_metrics_in_one_line(tmp_path):
+    env = {**os.environ, "FINPULSE_API__METRICS_HOST": "0.0.0.0"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "finpulse", "serve", "--port", str(free_port())],
+        capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert "refusing to serve API metrics on 0.0.0.0:18002 without an auth token" in line
