@@ -98,6 +98,28 @@ def _errors(app: FastAPI) -> None:
     async def unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
         return _error(503, f"store unavailable: {exc}")
 
+    _elasticsearch_errors(app)
+
+
+def _elasticsearch_errors(app: FastAPI) -> None:
+    """Elasticsearch unreachable, overloaded or failing on a read is 503 (retry later), as
+    StoreUnavailable is; only a request Elasticsearch refuses as malformed stays a 500."""
+    try:
+        from elastic_transport import ApiError, TransportError
+    except ImportError:  # no [stream] extra: no Elasticsearch store either
+        return
+
+    @app.exception_handler(TransportError)
+    async def unreachable(request: Request, exc: TransportError) -> JSONResponse:
+        return _error(503, f"store unavailable: {exc}")
+
+    @app.exception_handler(ApiError)
+    async def refused(request: Request, exc: ApiError) -> JSONResponse:
+        if exc.meta.status == 429 or exc.meta.status >= 500:
+            return _error(503, f"store unavailable: {exc}")
+        log.error("elasticsearch refused a request on %s: %s", request.url.path, exc)
+        return _error(500, f"internal error ({type(exc).__name__}); see the server log")
+
 
 def _problems(errors: Sequence[Any]) -> str:
     """Pydantic errors as one line: ``field: message; ...``."""

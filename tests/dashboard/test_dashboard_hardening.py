@@ -181,3 +181,22 @@ def test_serve_refuses_exposed_metrics_in_one_line(tmp_path):
     assert proc.returncode == 2
     (line,) = proc.stderr.strip().splitlines()
     assert "refusing to serve API metrics on 0.0.0.0:18002 without an auth token" in line
+
+
+def test_an_elasticsearch_outage_on_a_read_is_503(services):
+    elastic_transport = pytest.importorskip("elastic_transport")
+
+    def down(*args, **kwargs):
+        raise elastic_transport.ConnectionError("connection refused")
+
+    def overloaded(*args, **kwargs):
+        meta = elastic_transport.ApiResponseMeta(
+            503, "1.1", elastic_transport.HttpHeaders(), 0.1, None
+        )
+        raise elastic_transport.ApiError("search_phase_execution_exception", meta, {})
+
+    services.store.get, services.store.search = down, overloaded
+    with TestClient(create_app(services), base_url=LOCAL) as c:
+        for path in ("/api/articles/a1", "/api/articles"):
+            resp = c.get(path)
+            assert resp.status_code == 503 and "store unavailable" in resp.json()["error"], path
