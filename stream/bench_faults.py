@@ -377,6 +377,7 @@ def broker_restart_under_replay(f: Faults) -> Outcome:
         replay_last_line=last[0][:200],
         drain_exit=drain.returncode,
         no_traceback_ok="Traceback" not in stderr + drain_err,
+        traceback=_traceback(stderr + drain_err),
         exit_ok=(first_rc == 0) == (spooled == 0) and drain.returncode == 0,
     )
     result.passed = result.passed and all(v for k, v in result.checks.items() if k.endswith("_ok"))
@@ -402,6 +403,12 @@ def elasticsearch_outage(f: Faults) -> Outcome:
     result.checks.update(sigterm_stop_s=stop_s, sigterm_ok=stop_s <= SIGTERM_LIMIT_S)
     result.passed = result.passed and stop_s <= SIGTERM_LIMIT_S
     return result
+
+
+def _traceback(text: str) -> str | None:
+    """The first traceback in ``text``, shortened, to say what went wrong."""
+    at = text.find("Traceback")
+    return None if at < 0 else text[max(0, at - 300) : at + 1500]
 
 
 def ids(articles: list[Article]) -> list[str]:

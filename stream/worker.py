@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import threading
 import time
 from typing import Any
 
@@ -110,7 +112,14 @@ def _open_store_waiting(settings: Settings) -> Store:
 
 
 def _faust_worker(app: Any, **kwargs: Any) -> Any:
-    """A ``faust.Worker`` whose log handlers hold back repeated lines (an outage's retries)."""
+    """A ``faust.Worker`` whose log handlers hold back repeated lines (an outage's retries)
+    and that is out within :data:`STOP_GRACE_S` of SIGTERM/SIGINT.
+
+    Faust's graceful stop was seen taking 5-35 s while Elasticsearch was down. Past the
+    grace the process exits at once: that is a crash the pipeline is built for (the kill -9
+    scenario of ``finpulse bench faults``): batches not yet acked are not committed, and
+    their next owner redoes them idempotently.
+    """
     import faust
 
     class Worker(faust.Worker):
@@ -118,7 +127,31 @@ def _faust_worker(app: Any, **kwargs: Any) -> Any:
             super().on_setup_root_logger(logger, level)
             quiet_repeats(logger)
 
+        async def stop(self) -> None:
+            _exit_after(STOP_GRACE_S)
+            await super().stop()
+
     return Worker(app, **kwargs)
+
+
+STOP_GRACE_S = 8.0
+_deadline: list[threading.Timer] = []
+
+
+def _exit_after(seconds: float) -> None:
+    """Once per process: end it ``seconds`` from now unless it has ended by itself."""
+    if _deadline:
+        return
+
+    def leave() -> None:
+        log.error("still stopping after %.0fs; exiting now (unacked batches are redelivered)",
+                  seconds)  # fmt: skip
+        os._exit(0)
+
+    timer = threading.Timer(seconds, leave)
+    timer.daemon = True
+    _deadline.append(timer)
+    timer.start()
 
 
 def check_rates_topic(settings: Settings) -> int:
