@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import timedelta
+from datetime import UTC, timedelta, tzinfo
 from pathlib import Path
 from typing import Annotated
 
@@ -33,12 +33,36 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def _zone(name: str) -> tzinfo:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return UTC if name.upper() == "UTC" else ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise typer.BadParameter(f"unknown time zone {name!r} (e.g. UTC, Europe/Berlin)") from None
+
+
 @alerts_app.command()
 def backtest(
     input: Annotated[Path, typer.Option("--input", "-i", exists=True, dir_okay=False)],
     out: Annotated[Path, typer.Option("--out", "-o")],
-    detector: Annotated[str, typer.Option(help="registered detector name")] = "beta_binomial",
+    detector: Annotated[
+        str | None,
+        typer.Option(
+            help="registered detector; default by columns: value → range, "
+            "negative,total → beta_binomial"
+        ),
+    ] = None,
     param: Annotated[list[str] | None, typer.Option(help="detector parameter k=v")] = None,
+    tz: Annotated[str, typer.Option(help="zone of timestamps written without one")] = "UTC",
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="NAB combined_windows.json: adds NAB score, windows, false starts, PNG",
+        ),
+    ] = None,
 ) -> None:
     """Replay a CSV series through a detector; prints a JSON summary with rows/second."""
     from alerts.backtest import backtest as run_backtest
@@ -46,8 +70,8 @@ def backtest(
 
     started = time.perf_counter()
     try:
-        summary = run_backtest(input, out, detector, parse_params(param or []))
-    except ValueError as exc:
+        summary = run_backtest(input, out, detector, parse_params(param or []), _zone(tz), labels)
+    except (ValueError, OSError) as exc:
         _fail(str(exc))
     elapsed = time.perf_counter() - started
     summary.update(seconds=round(elapsed, 3), rows_per_s=round(summary["rows"] / elapsed))
@@ -67,12 +91,31 @@ def evaluate(
             "for seed 0 at scale 1, else one in --out-dir"
         ),
     ] = None,
+    real: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            file_okay=False,
+            help="a folder in NAB's layout: every detector's real-data results too",
+        ),
+    ] = None,
+    category: Annotated[str, typer.Option(help="NAB category under --real")] = "realTweets",
 ) -> None:
     """Detectors vs the ElastAlert-style ratio rule on simulated labelled series, at their
-    default thresholds and at thresholds matched to the ratio rule's false-alert rate."""
+    default thresholds and at thresholds matched to the ratio rule's false-alert rate; with
+    ``--real``, every detector at its defaults on real labelled series beside the published
+    NAB detectors."""
     from alerts.evaluate import evaluate as run_evaluate
     from alerts.evaluate import table, write_report
 
+    real_report = None
+    if real is not None:
+        from alerts.realdata import evaluate_real, real_table
+
+        try:
+            real_report = evaluate_real(real, category)
+        except ValueError as exc:
+            _fail(str(exc))
     if calibration is None:
         committed = seed == 0 and scale == 1.0
         calibration = CALIBRATION if committed else out_dir / f"calibration-{seed}-{scale:g}.json"
@@ -80,6 +123,11 @@ def evaluate(
     typer.echo(table(results))
     json_path, png_path = write_report(results, out_dir, seed)
     typer.echo(f"wrote {json_path} and {png_path}")
+    if real_report is not None:
+        typer.echo("\n" + real_table(real_report))
+        real_path = out_dir / f"real-{category}.json"
+        real_path.write_text(json.dumps(real_report, indent=2))
+        typer.echo(f"wrote {real_path}")
 
 
 @alerts_app.command("list")

@@ -54,6 +54,7 @@ DETECTORS: dict[str, Callable[[Scenario], dict[str, Any]]] = {
     "beta_binomial": lambda sc: {"half_life": _half_life(sc)},
     "negbinom": lambda sc: _count_params(sc),
     "share_or_volume": lambda sc: _count_params(sc),
+    "range": lambda sc: {},  # its horizon and scales follow from its budget and step
     YARDSTICK: lambda sc: {"spike_height": 3.0, "threshold_cur": 3, "threshold_ref": 0},
 }
 
@@ -353,7 +354,7 @@ def table(report: dict[str, Any]) -> str:
         for det, entry in per.items():
             if det == YARDSTICK:
                 continue
-            point = f"default ({create(det).threshold:g})"
+            point = f"default ({create(det, step_s=300).threshold:g})"
             rows.append(_row(scenario, det, point, entry["default"]))
             if entry["matched"] is None:
                 rows.append(f"| {scenario} | {det} | matched: none on the grid | | | | | |")
@@ -371,7 +372,7 @@ def plot(path: Path, seed: int = 0) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(len(SCENARIOS), 1, figsize=(14, 3.2 * len(SCENARIOS)))
-    markers = dict(zip(DETECTORS, "v^ox", strict=True))
+    markers = dict(zip(DETECTORS, "v^osx", strict=True))
     for ax, (name, sc) in zip(axes, SCENARIOS.items(), strict=True):
         series = generate(sc, _seeds(sc, 1.0, seed, False)[0])
         days = (series.timestamps - series.timestamps[0]) / 86_400.0

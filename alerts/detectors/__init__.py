@@ -9,6 +9,7 @@ from alerts.detectors.base import Decision, Detector, LateWindowError, epoch
 from alerts.detectors.combined import ShareOrVolumeDetector
 from alerts.detectors.count import NegBinomialCountDetector
 from alerts.detectors.proportion import BetaBinomialDetector
+from alerts.detectors.range import RangeDetector
 from alerts.detectors.ratio import RatioDetector
 
 DETECTORS: dict[str, type[Detector]] = {
@@ -17,6 +18,7 @@ DETECTORS: dict[str, type[Detector]] = {
         BetaBinomialDetector,
         NegBinomialCountDetector,
         ShareOrVolumeDetector,
+        RangeDetector,
         RatioDetector,
     )
 }
@@ -59,6 +61,7 @@ __all__ = [
     "Detector",
     "LateWindowError",
     "NegBinomialCountDetector",
+    "RangeDetector",
     "RatioDetector",
     "ShareOrVolumeDetector",
     "create",

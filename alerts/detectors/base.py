@@ -7,10 +7,19 @@ because an open window that is already significant stays significant; resolving,
 and cool-down happen only on committed windows, because a half-filled window always looks
 calm. Missing windows are committed as empty ones (zero counts) when ``step_s`` is known.
 
-Gates shared by every detector: warm-up (no decision before ``warmup`` windows), minimum
-volume (``min_total`` articles and ``min_negative`` negative ones), hysteresis (resolve only
-after ``resolve_after`` windows scoring below ``resolve_threshold``), and a cool-down of
-``cooldown`` windows after a resolve so one event pages once.
+Gates shared by every detector: warm-up (no decision before ``warmup`` windows, unless the
+detector's score is a posterior predictive against a prior — ``judges_cold_start`` — which
+then judges the first windows by the prior and the little data seen, its per-window score
+only), minimum volume (``min_total`` articles and ``min_negative`` negative ones),
+hysteresis (resolve only after ``resolve_after`` windows scoring below
+``resolve_threshold``), and a cool-down of ``cooldown`` windows after a resolve so one event
+pages once.
+
+The incident is not learned: a window scoring at or above the threshold, and every window
+of a firing episode, moves the baseline only with ``anomaly_weight``, so a sustained shift
+keeps firing until it really returns. After ``new_normal_s`` seconds of firing the shift is
+the new normal: the baseline becomes that of the episode's windows alone (a model learned
+beside the held-out one since the episode began), and the alert resolves.
 
 Scores are ``-log10`` p-values. With ``accumulate`` a sequential test runs beside them: a
 CUSUM of each window's log10 likelihood ratio "spike" vs "baseline" (the detector's
@@ -33,6 +42,7 @@ False
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -77,6 +87,8 @@ class Detector:
     """Base class: subclasses implement ``_evaluate``, ``_learn`` and their model state."""
 
     name: ClassVar[str]
+    judges_cold_start: ClassVar[bool] = False  # score already weighs a prior vs little data
+    signed_values: ClassVar[bool] = False  # accepts negative values (a measurement, not a count)
 
     def __init__(
         self,
@@ -90,6 +102,7 @@ class Detector:
         cooldown: int = 6,
         anomaly_weight: float = 0.1,
         accumulate: bool = True,
+        new_normal_s: float = 86_400.0,
         step_s: float | None = None,
     ) -> None:
         self.threshold = _check("threshold", threshold, 0.0)
@@ -107,6 +120,13 @@ class Detector:
         self.anomaly_weight = _check("anomaly_weight", anomaly_weight, 0.0, 1.0)
         self.step_s = None if step_s is None else _check("step_s", step_s, 1e-9)
         self.accumulate = bool(accumulate)
+        self.new_normal_s = _check("new_normal_s", new_normal_s, 0.0)
+        self._new_normal = (
+            math.inf if self.step_s is None else math.ceil(self.new_normal_s / self.step_s)
+        )
+        self._episode = 0  # committed windows of the firing episode
+        self._shadow: dict[str, Any] | None = None  # the model of the episode alone
+        self._pristine: dict[str, Any] | None = None
         self._cusum = 0.0
         self._pending: tuple[float, int, int] | None = None
         self._last_ts: float | None = None
@@ -166,6 +186,11 @@ class Detector:
         """Start of the latest window seen, pending or committed."""
         return self._pending[0] if self._pending is not None else self._last_ts
 
+    @property
+    def ready(self) -> bool:
+        """Whether a window may start an alert now (warm-up over, or judged by the prior)."""
+        return self.judges_cold_start or self._seen >= self.warmup
+
     def eligible(self, negative: int, total: int) -> bool:
         return total >= self.min_total and negative >= self.min_negative
 
@@ -176,7 +201,9 @@ class Detector:
         windows (a resolve can happen there).
         """
         ts = epoch(timestamp)
-        if negative < 0 or negative > total:
+        if self._pristine is None:  # the model as constructed: where a new normal starts from
+            self._pristine = copy.deepcopy(self._model_state())
+        if (negative < 0 and not self.signed_values) or negative > total:
             raise ValueError(f"need 0 <= negative <= total, got {negative}/{total}")
         decisions: list[Decision] = []
         if self._pending is not None and ts != self._pending[0]:
@@ -189,17 +216,20 @@ class Detector:
             decisions += self._commit_empty_until(ts)
         self._pending = (ts, negative, total)
         score, observed, baseline, llr = self._score(ts, negative, total)
-        score = max(score, self._accumulated(llr))
+        if self._seen >= self.warmup:  # in a cold start only the window's own evidence counts
+            score = max(score, self._accumulated(llr))
         started = (
             not self._firing
             and self._cooldown_left == 0
-            and self._seen >= self.warmup
+            and self.ready
             and score >= self.threshold
             and self.eligible(negative, total)
             and self._significant(observed, baseline)
         )
         if started:
-            self._firing, self._calm = True, 0
+            self._firing, self._calm, self._episode = True, 0, 0
+            if math.isfinite(self._new_normal):
+                self._shadow = copy.deepcopy(self._pristine)
         decisions.append(
             Decision(ts, score, observed, baseline, negative, total, self._firing, started)
         )
@@ -239,6 +269,8 @@ class Detector:
             "cooldown_left": self._cooldown_left,
             "seen": self._seen,
             "cusum": self._cusum,
+            "episode": self._episode,
+            "shadow": self._shadow,
             "model": self._model_state(),
         }
 
@@ -247,6 +279,8 @@ class Detector:
             raise ValueError(
                 f"state belongs to detector {state.get('detector')!r}, not {self.name!r}"
             )
+        if self._pristine is None:
+            self._pristine = copy.deepcopy(self._model_state())
         pending = state["pending"]
         self._pending = (float(pending[0]), int(pending[1]), int(pending[2])) if pending else None
         self._last_ts = state["last_ts"]
@@ -255,6 +289,8 @@ class Detector:
         self._cooldown_left = int(state["cooldown_left"])
         self._seen = int(state["seen"])
         self._cusum = float(state.get("cusum", 0.0))
+        self._episode = int(state.get("episode", 0))
+        self._shadow = state.get("shadow")
         self._scored = None
         self._load_model_state(state["model"])
 
@@ -285,22 +321,44 @@ class Detector:
             self._last_ts = first + (missing - 1) * self.step_s
         return [d for d in decisions if d.resolved]
 
+    def _learn_shadow(self, ts: float, negative: int, total: int, weight: float) -> None:
+        """Learn a firing window twice: held out of the model, and at full weight into a
+        shadow model of the episode alone, begun fresh when it started. After
+        ``new_normal_s`` the shadow — the baseline of the shifted level — becomes the model."""
+        assert self._shadow is not None
+        model = copy.deepcopy(self._model_state())
+        self._load_model_state(self._shadow)
+        self._learn(ts, negative, total, 1.0)
+        if self._episode >= self._new_normal:
+            self._shadow, self._cusum = None, 0.0
+            return
+        self._shadow = copy.deepcopy(self._model_state())
+        self._load_model_state(model)
+        self._learn(ts, negative, total, weight)
+
     def _commit(self, ts: float, negative: int, total: int) -> Decision:
         score, observed, baseline, llr = self._score(ts, negative, total)
         self._scored = None  # the model learns this window now
         # Capped at the threshold: evidence beyond "enough to fire" must not delay the resolve.
         self._cusum = min(self._accumulated(llr), self.threshold)
         resolved = False
+        # Before a detector may judge, nothing it sees is an anomaly: it all is the baseline.
+        weight = self.anomaly_weight if score >= self.threshold and self.ready else 1.0
         if self._firing:
+            self._episode += 1
             calm = score < self.resolve_threshold or not self.eligible(negative, total)
             self._calm = self._calm + 1 if calm else 0
             if self._calm >= self.resolve_after:
                 self._firing, resolved, self._cooldown_left = False, True, self.cooldown
-                self._cusum = 0.0
+                self._cusum, self._shadow = 0.0, None
+            else:
+                weight = self.anomaly_weight  # the incident is not learned
         elif self._cooldown_left > 0:
             self._cooldown_left -= 1
-        weight = self.anomaly_weight if score >= self.threshold else 1.0
-        self._learn(ts, negative, total, weight)
+        if self._shadow is not None:
+            self._learn_shadow(ts, negative, total, weight)
+        else:
+            self._learn(ts, negative, total, weight)
         self._seen += 1
         self._last_ts = ts
         return Decision(

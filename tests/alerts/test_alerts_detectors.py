@@ -158,3 +158,94 @@ def test_a_first_window_far_from_the_prior_does_not_mask_a_spike():
     for i, (negative, total) in enumerate(calm):
         assert not det.update(i * 2.0, negative, total)[-1].started
     assert det.update(len(calm) * 2.0, 18, 32)[-1].started
+
+
+def _market_detector():
+    """The detector the default market-wide rule gets, built as the engine builds it."""
+    from alerts.config import AlertsSettings
+    from finpulse.contracts import Scope
+
+    rule = next(r for r in AlertsSettings().rules if r.scope == Scope.GLOBAL)
+    return create(rule.detector, step_s=rule.step, **rule.params)
+
+
+@pytest.mark.parametrize("history", [2, 4, 8])
+def test_cold_market_key_pages_a_jump_from_5_to_44_percent_within_2_windows(history):
+    # A market key with a few windows of history at ~5% negative (32 articles a window),
+    # then the share jumps to ~44% (14 of 32) and stays there: the warm-up must not hide it.
+    det = _market_detector()
+    calm = [1, 2, 2, 1, 2, 1, 2, 2][:history]
+    for i, negative in enumerate(calm):
+        assert not det.update(i * 300.0, negative, 32)[-1].started
+    starts = [det.update((history + j) * 300.0, 14, 32)[-1].started for j in range(8)]
+    assert any(starts[:2]), starts
+    assert det.firing and sum(starts) == 1  # one page, still firing while the shift lasts
+
+
+def test_a_brand_new_key_is_judged_against_a_wide_prior():
+    # No history: 12 of 32 negative is near the prior share (0.3); only the obvious pages.
+    assert not _market_detector().update(0.0, 12, 32)[-1].started
+    assert _market_detector().update(0.0, 30, 32)[-1].started
+
+
+def test_a_sustained_shift_keeps_firing_until_it_is_the_new_normal():
+    # 30% negative, then 60% for two days: one alert that fires through the first day
+    # (the episode is not learned) and resolves once the shift has become the baseline.
+    det = create("beta_binomial", step_s=300, half_life=288, new_normal_s=86_400)
+    for i in range(600):
+        det.update(i * 300.0, 9 + i % 3, 32)
+    decisions = [det.update((600 + j) * 300.0, 19, 32)[-1] for j in range(576)]
+    assert [j for j, d in enumerate(decisions) if d.started] == [1]  # 2nd window: CUSUM
+    assert all(d.firing for d in decisions[1:289])
+    assert not decisions[-1].firing
+
+
+def test_range_detector_budget_and_scales():
+    det = create("range", step_s=300, false_alarms_per_day=0.1, sustained_s=3600)
+    assert det.horizon == 2880 and det.scales == [1, 12] and det.warmup == 288
+    with pytest.raises(ValueError, match="step_s"):
+        create("range")
+
+
+def _bursty(n, seed=3):
+    """Heavy-tailed bursty counts (a tweet-volume-like key), deterministic."""
+    import random
+
+    rng = random.Random(seed)
+    return [int(rng.paretovariate(1.8) * 3) for _ in range(n)]
+
+
+def test_range_detector_false_starts_follow_the_budget_on_heavy_tailed_counts():
+    # Pareto counts: the negative-binomial tail is far off there, the conformal range is not.
+    counts = _bursty(288 * 40)
+    rates = {}
+    for budget in (0.1, 0.5):
+        det = create("range", step_s=300, false_alarms_per_day=budget)
+        starts = sum(det.update(i * 300.0, c, c)[-1].started for i, c in enumerate(counts))
+        rates[budget] = starts / 39  # days after the first day's warm-up
+    assert rates[0.1] <= 0.2 and rates[0.1] < rates[0.5] <= 1.0
+
+
+def test_range_detector_pages_a_new_burst_and_a_sustained_rise():
+    calm = [40 if i % 36 == 0 else 1 for i in range(288 * 3)]  # quiet, a 40 every 3 hours
+
+    def fed():
+        det = create("range", step_s=300)
+        assert not any(det.update(i * 300.0, c, c)[-1].started for i, c in enumerate(calm))
+        return det
+
+    assert fed().update(len(calm) * 300.0, 60, 60)[-1].started  # a burst beyond the range
+    # A rise no single window shows (30 < 40) but its two hours do: paged on its 2nd window.
+    det = fed()
+    rise = [det.update((len(calm) + j) * 300.0, 30, 30)[-1].started for j in range(6)]
+    assert rise == [False, True, False, False, False, False]
+
+
+def test_range_detector_holds_an_episode_out_of_its_range():
+    det = create("range", step_s=300, false_alarms_per_day=1.0, cooldown=1)
+    for i in range(600):
+        det.update(i * 300.0, 10 + i % 5, 20)
+    first = det.update(600 * 300.0, 40, 50)[-1]
+    # While firing, the episode's windows do not widen the range it is judged against.
+    later = [det.update((601 + j) * 300.0, 40, 50)[-1] for j in range(20)]
+    assert first.started and all(d.firing and d.score >= det.threshold for d in later)
