@@ -178,10 +178,7 @@ class KafkaSink(Sink):
         it still holds has been spooled."""
         old, self._producer = self._producer, await asyncio.to_thread(self._new_producer)
         self._stale = False
-        try:
-            await asyncio.to_thread(old.close, 0)
-        except Exception as exc:  # closing a broken client: nothing left to save
-            log.debug("closing the stale producer: %r", exc)
+        await asyncio.to_thread(_close, old, 0)
 
     async def send(self, article: Article) -> None:
         if self._producer is None:
@@ -279,9 +276,23 @@ class KafkaSink(Sink):
     async def close(self) -> None:
         if self._producer is not None:
             producer, self._producer = self._producer, None
-            timeout = self.kafka.request_timeout_s
-            try:  # whatever was not delivered by now was spooled when its wait timed out
-                await asyncio.to_thread(producer.flush, timeout)
-            except KafkaError as exc:
-                log.warning("flushing the producer: %r (undelivered articles are spooled)", exc)
-            await asyncio.to_thread(producer.close, timeout)
+            # Whatever is not delivered within the timeout was spooled when its wait ran out.
+            await asyncio.to_thread(_close, producer, self.kafka.request_timeout_s)
+
+
+def _close(producer: Any, timeout: float) -> None:
+    """Close a producer within ``timeout``, delivered or not.
+
+    kafka-python's ``close`` gives up with ``KafkaTimeoutError`` when its flush times out,
+    before it stops its I/O thread: the thread keeps running and the producer's ``__del__``
+    prints a traceback later. Stop the thread here instead (the undelivered articles are
+    spooled already: each send's wait is bounded).
+    """
+    try:
+        producer.close(timeout)
+    except KafkaError as exc:
+        log.warning("Kafka producer closed with deliveries pending (they are spooled): %r", exc)
+        sender = getattr(producer, "_sender", None)
+        if sender is not None:
+            sender.force_close()
+        producer._closed = True
