@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import faust
+from aiokafka.errors import MessageSizeTooLargeError
 from faust.exceptions import ProducerSendError
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
@@ -264,8 +265,8 @@ Send = Callable[..., Awaitable[Awaitable[Any]]]
 
 
 def _sender(dead: DeadLetterSend, max_bytes: int) -> Send:
-    """``topic.send`` that dead-letters a message the producer refuses (over the size
-    limit) instead of crashing the agent, so the rest of its batch goes through and the
+    """``topic.send`` that dead-letters a message over the producer's size limit instead of
+    crashing the agent, so the rest of its batch goes through and the
     batch is committed only once the letter is delivered."""
 
     async def send(
@@ -278,7 +279,12 @@ def _sender(dead: DeadLetterSend, max_bytes: int) -> Send:
         else:
             try:
                 return await topic.send(key=key, value=value)
-            except ProducerSendError as exc:  # refused before it left: retrying cannot help
+            except ProducerSendError as exc:
+                # Too large (by the client's own count) can never be sent. Anything else, e.g.
+                # no metadata during a broker outage, is no verdict on the message: raised, so
+                # the batch stays uncommitted and is redone.
+                if not isinstance(exc.__cause__, MessageSizeTooLargeError):
+                    raise
                 error = f"cannot produce to {topic.get_topic_name()}: {exc}"
         return await dead(DeadLetter(Reason.UNDELIVERABLE, error, original(), key=key))
 
