@@ -7,12 +7,24 @@ or a route to a notifier that does not exist is a config error, not a silent non
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from alerts.detectors import DETECTORS, parameters
+from alerts.detectors import DETECTORS, parameters, params_schema
+from alerts.notifiers import NotifierSettings, parse_config
+from alerts.registry import import_plugins, problems
 from finpulse.contracts import Scope
 
 _NAME = r"^[a-z0-9][a-z0-9_.-]*$"
@@ -66,7 +78,26 @@ class RuleConfig(_Model):
             raise ValueError(f"detector {self.detector!r} has no parameter(s) {sorted(unknown)}")
         if "step_s" in self.params:
             raise ValueError("set step_s on the rule, not in params")
+        try:  # the detector's own schema: its parameters' types
+            params_schema(DETECTORS[self.detector]).model_validate(self.params)
+        except ValidationError as exc:
+            raise ValueError(f"detector {self.detector!r}: {problems(exc)}") from None
         return self
+
+    def watches(self, scope: Scope | str, key: str) -> bool:
+        """Whether this rule judges ``key`` of ``scope`` (the engine and the dashboard ask).
+
+        >>> rule = RuleConfig(name="r", scope="ticker", keys=["A*"], exclude_keys=["AMZN"])
+        >>> [rule.watches("ticker", k) for k in ("AAPL", "AMZN", "MSFT", "A")]
+        [True, False, False, True]
+        >>> rule.watches("topic", "AAPL")
+        False
+        """
+        if self.scope != scope:
+            return False
+        if self.keys and not any(fnmatchcase(key, p) for p in self.keys):
+            return False
+        return not any(fnmatchcase(key, p) for p in self.exclude_keys)
 
     def severity_for(self, score: float) -> str:
         levels = sorted(self.severity, key=lambda lv: lv.min_score)
@@ -75,51 +106,6 @@ class RuleConfig(_Model):
             if score >= level.min_score:
                 chosen = level.severity
         return chosen
-
-
-class _NotifierBase(_Model):
-    timeout_s: float = Field(default=5.0, gt=0)
-    repeat_interval_s: float | None = Field(default=None, gt=0)
-
-
-class WebhookConfig(_NotifierBase):
-    type: Literal["webhook"] = "webhook"
-    url: str
-    headers: dict[str, str] = Field(default_factory=dict)
-
-
-class SlackConfig(_NotifierBase):
-    type: Literal["slack"] = "slack"
-    url: SecretStr
-
-
-class PagerDutyConfig(_NotifierBase):
-    type: Literal["pagerduty"] = "pagerduty"
-    routing_key: SecretStr
-    url: str = "https://events.pagerduty.com/v2/enqueue"
-
-
-class AlertmanagerConfig(_NotifierBase):
-    type: Literal["alertmanager"] = "alertmanager"
-    url: str = "http://127.0.0.1:19095"
-    repeat_interval_s: float | None = Field(default=300.0, gt=0)
-
-
-class EmailConfig(_NotifierBase):
-    type: Literal["email"] = "email"
-    host: str = "127.0.0.1"
-    port: int = Field(default=25, ge=1, le=65535)
-    sender: str = "finpulse@localhost"
-    to: list[str] = Field(min_length=1)
-    starttls: bool = False
-    username: str | None = None
-    password: SecretStr | None = None
-
-
-NotifierConfig = Annotated[
-    WebhookConfig | SlackConfig | PagerDutyConfig | AlertmanagerConfig | EmailConfig,
-    Field(discriminator="type"),
-]
 
 
 def _default_rules() -> list[RuleConfig]:
@@ -153,15 +139,32 @@ class OutboxSettings(_Model):
 
 
 class AlertsSettings(_Model):
+    # First: the plugins' modules are imported before rules and notifiers name them.
+    plugins: list[str] = Field(
+        default_factory=list, description="modules defining your own detectors and notifiers"
+    )
     state_db: Path = Path("var/alerts.db")
     rules: list[RuleConfig] = Field(default_factory=_default_rules)
-    notifiers: dict[str, NotifierConfig] = Field(default_factory=dict)
+    notifiers: dict[str, SerializeAsAny[NotifierSettings]] = Field(default_factory=dict)
     repeat_interval_s: float = Field(default=4 * 3600.0, gt=0)
     late_grace_s: float = Field(
         default=60.0, ge=0, description="how long after a window's end late updates may come"
     )
     evidence_size: int = Field(default=5, ge=0)
     outbox: OutboxSettings = OutboxSettings()
+
+    @field_validator("plugins")
+    @classmethod
+    def _import(cls, v: list[str]) -> list[str]:
+        return import_plugins(v)
+
+    @field_validator("notifiers", mode="before")
+    @classmethod
+    def _by_type(cls, v: Any) -> Any:
+        """Each table checked by its notifier's own schema, looked up by ``type``."""
+        if not isinstance(v, Mapping):
+            return v
+        return {name: parse_config(str(name), raw) for name, raw in v.items()}
 
     @field_validator("notifiers")
     @classmethod

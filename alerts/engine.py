@@ -21,7 +21,6 @@ import math
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from fnmatch import fnmatchcase
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -128,7 +127,7 @@ class AlertEngine:
     def process(self, window: RateWindow, now: datetime | None = None) -> list[Alert]:
         """Feed one window update; returns the alerts that started firing or resolved."""
         now = now or utcnow()
-        rules = [r for r in self.rules.values() if self._matches(r, window)]
+        rules = [r for r in self.rules.values() if r.watches(window.scope, window.key)]
         start, end = window.start.timestamp(), window.end.timestamp()
         for rule in rules:
             if end <= start or rule.step % (end - start) or start % (end - start):
@@ -175,14 +174,6 @@ class AlertEngine:
         self.store.close()
 
     # -- internals -------------------------------------------------------------------
-    @staticmethod
-    def _matches(rule: RuleConfig, window: RateWindow) -> bool:
-        if rule.scope != window.scope:
-            return False
-        if rule.keys and not any(fnmatchcase(window.key, p) for p in rule.keys):
-            return False
-        return not any(fnmatchcase(window.key, p) for p in rule.exclude_keys)
-
     def _new_series(self, rule: RuleConfig) -> _Series:
         return _Series(create(rule.detector, step_s=rule.step, **rule.params))
 

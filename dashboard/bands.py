@@ -57,14 +57,8 @@ def _threshold_share(det: Detector, p: RatePoint) -> float | None:
     """Smallest k/n that would fire for ``p.total`` articles (None: no count would)."""
 
     def fires(k: int) -> bool:
-        trial = copy.deepcopy(det)
-        d = trial.update(p.start, k, p.total)[-1]
-        delta = getattr(det, "min_delta", 0.0)
-        return (
-            d.score >= det.threshold
-            and det.eligible(k, p.total)
-            and d.observed >= d.baseline + delta
-        )
+        d = copy.deepcopy(det).update(p.start, k, p.total)[-1]
+        return det.fires(d.score, d.observed, d.baseline, k, p.total)  # the engine's decision
 
     if not fires(p.total):
         return None

@@ -67,17 +67,7 @@ class Services:
 
     def rule_for(self, scope: Scope, key: str) -> RuleConfig | None:
         """The first rule that watches this key (the one whose detector the chart draws)."""
-        from fnmatch import fnmatchcase
-
-        for rule in self.rules:
-            if rule.scope != scope:
-                continue
-            if rule.keys and not any(fnmatchcase(key, p) for p in rule.keys):
-                continue
-            if any(fnmatchcase(key, p) for p in rule.exclude_keys):
-                continue
-            return rule
-        return None
+        return next((rule for rule in self.rules if rule.watches(scope, key)), None)
 
     def facets(self) -> dict[str, list[str]]:
         """Keys to drill into: the model's topics, the watchlist, configured and seen sources."""

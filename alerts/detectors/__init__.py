@@ -1,50 +1,61 @@
-"""Detectors registered by name, so a rule picks one (and its parameters) in the config file."""
+"""Detectors registered by name, so a rule picks one (and its parameters) in the config file.
+
+Importing this package imports every module beside it, so the built-in detectors are
+registered without anyone naming them; a detector in another package registers when its
+module is imported (list it in ``alerts.plugins``).
+"""
 
 from __future__ import annotations
 
+import importlib
 import inspect
-from typing import Any
+import pkgutil
+from functools import cache
+from typing import Any, get_type_hints
 
-from alerts.detectors.base import Decision, Detector, LateWindowError, epoch
-from alerts.detectors.combined import ShareOrVolumeDetector
-from alerts.detectors.count import NegBinomialCountDetector
-from alerts.detectors.proportion import BetaBinomialDetector
-from alerts.detectors.range import RangeDetector
-from alerts.detectors.ratio import RatioDetector
+from pydantic import BaseModel, ConfigDict, create_model
 
-DETECTORS: dict[str, type[Detector]] = {
-    cls.name: cls
-    for cls in (
-        BetaBinomialDetector,
-        NegBinomialCountDetector,
-        ShareOrVolumeDetector,
-        RangeDetector,
-        RatioDetector,
-    )
-}
+from alerts.detectors.base import DETECTORS, Decision, Detector, LateWindowError, epoch
+
+# The built-ins first, in the order reports list them; then any other module here.
+_FIRST = ("proportion", "count", "combined", "range", "ratio")
+for _module in (*_FIRST, *sorted(m.name for m in pkgutil.iter_modules(__path__))):
+    importlib.import_module(f"{__name__}.{_module}")
+
+from alerts.detectors.combined import ShareOrVolumeDetector  # noqa: E402
+from alerts.detectors.count import NegBinomialCountDetector  # noqa: E402
+from alerts.detectors.proportion import BetaBinomialDetector  # noqa: E402
+from alerts.detectors.range import RangeDetector  # noqa: E402
+from alerts.detectors.ratio import RatioDetector  # noqa: E402
 
 
-def register(cls: type[Detector]) -> type[Detector]:
-    """Class decorator adding a custom detector to the registry."""
-    DETECTORS[cls.name] = cls
-    return cls
+@cache
+def params_schema(cls: type[Detector]) -> type[BaseModel]:
+    """The ``params`` a rule may give ``cls``, as a pydantic model: the keyword-only
+    parameters of its ``__init__`` and its bases', with their annotations and defaults, so
+    a detector's signature is its one config schema. Strict: a value of the wrong type is
+    refused at config load rather than coerced (the detector gets the value as written)."""
+    fields: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        init = vars(klass).get("__init__")
+        if init is None or klass is object:
+            continue
+        hints = get_type_hints(init)
+        for p in inspect.signature(init).parameters.values():
+            if p.kind is p.KEYWORD_ONLY:
+                default = ... if p.default is p.empty else p.default
+                fields[p.name] = (hints.get(p.name, Any), default)
+    config = ConfigDict(extra="forbid", strict=True)
+    return create_model(f"{cls.__name__}Params", __config__=config, **fields)
 
 
 def parameters(name: str) -> set[str]:
     """Every parameter a detector accepts (its own and the shared gates)."""
-    cls = DETECTORS[name]
-    names: set[str] = set()
-    for klass in cls.__mro__:
-        if "__init__" in vars(klass):
-            sig = inspect.signature(klass.__init__)
-            names |= {p for p, v in sig.parameters.items() if v.kind is v.KEYWORD_ONLY}
-    return names
+    return set(params_schema(DETECTORS.lookup(name)).model_fields)
 
 
 def create(name: str, **params: Any) -> Detector:
     """A detector by registry name, with unknown names and parameters named in the error."""
-    if name not in DETECTORS:
-        raise ValueError(f"unknown detector {name!r}; known: {', '.join(sorted(DETECTORS))}")
     unknown = set(params) - parameters(name)
     if unknown:
         raise ValueError(
@@ -67,5 +78,5 @@ __all__ = [
     "create",
     "epoch",
     "parameters",
-    "register",
+    "params_schema",
 ]

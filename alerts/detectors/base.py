@@ -44,47 +44,31 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from abc import ABC, abstractmethod
 from datetime import datetime
 from typing import Any, ClassVar
+
+from alerts.detectors.decision import Decision, LateWindowError, _check, epoch
+from alerts.registry import Registry
 
 _EMPTY_LOOP_CAP = 4032  # two weeks of 5-minute windows: longer gaps only decay the baseline
 
 
-class LateWindowError(ValueError):
-    """A window older than one the detector has already committed."""
+class Detector(ABC):
+    """Base class of every detector: two pieces, as in river's anomaly detectors.
 
+    *Scoring* — the model of "normal" — is the subclass's: ``_evaluate`` (score, observed,
+    baseline of a window), ``_learn`` and the model's state; ``_evidence`` only for the
+    CUSUM (``accumulate``). *Deciding* is shared: :meth:`fires` (threshold, volume and
+    effect-size gates on one scored window) and the episode around it (warm-up, hysteresis,
+    cool-down, the incident held out of the model). A calibrated detector puts its
+    calibration where it belongs: ``range`` turns ``false_alarms_per_day`` into the horizon
+    its score is measured against, so its decision stays "one noise unit above".
 
-@dataclass(frozen=True)
-class Decision:
-    timestamp: float
-    score: float
-    observed: float
-    baseline: float
-    negative: int
-    total: int
-    firing: bool
-    started: bool = False
-    resolved: bool = False
-
-
-def epoch(timestamp: float | datetime) -> float:
-    """Seconds since the epoch; datetimes must carry a timezone."""
-    if isinstance(timestamp, datetime):
-        if timestamp.tzinfo is None:
-            raise ValueError("timestamp must carry a timezone")
-        return timestamp.timestamp()
-    return float(timestamp)
-
-
-def _check(name: str, value: float, lo: float, hi: float = math.inf) -> float:
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} must be in [{lo}, {hi}], got {value!r}")
-    return value
-
-
-class Detector:
-    """Base class: subclasses implement ``_evaluate``, ``_learn`` and their model state."""
+    A subclass with a ``name`` registers itself in :data:`DETECTORS` when it is defined
+    (importing its module is enough); its keyword-only ``__init__`` parameters are the
+    parameters a rule may set.
+    """
 
     name: ClassVar[str]
     judges_cold_start: ClassVar[bool] = False  # score already weighs a prior vs little data
@@ -136,23 +120,33 @@ class Detector:
         self._seen = 0
         self._scored: tuple[tuple[float, int, int], tuple[float, float, float, float]] | None = None
 
-    # -- what subclasses provide -------------------------------------------------------
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in vars(cls):
+            DETECTORS.add(cls.name, cls)
+
+    # -- scoring: what subclasses provide ----------------------------------------------
+    @abstractmethod
     def _evaluate(self, ts: float, negative: int, total: int) -> tuple[float, float, float]:
         """(score, observed, baseline) of one window against the current baseline."""
-        raise NotImplementedError
 
     def _evidence(self, ts: float, negative: int, total: int) -> float:
         """log10 likelihood ratio of the window under a spike vs the baseline (for the CUSUM)."""
-        raise NotImplementedError
+        raise ValueError(
+            f"detector {self.name!r} has no likelihood to accumulate: set accumulate=false"
+        )
 
+    @abstractmethod
     def _learn(self, ts: float, negative: int, total: int, weight: float) -> None:
-        raise NotImplementedError
+        """Move the model of normal by one committed window, ``weight`` < 1 for anomalies."""
 
+    @abstractmethod
     def _model_state(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The model as plain JSON-able data (saved with the rule's series)."""
 
+    @abstractmethod
     def _load_model_state(self, state: dict[str, Any]) -> None:
-        raise NotImplementedError
+        """Restore what ``_model_state`` returned; raise ValueError on data it cannot use."""
 
     def _score(self, ts: float, negative: int, total: int) -> tuple[float, float, float, float]:
         """``_evaluate`` and ``_evidence``, remembered: a window is scored when it arrives and
@@ -194,6 +188,17 @@ class Detector:
     def eligible(self, negative: int, total: int) -> bool:
         return total >= self.min_total and negative >= self.min_negative
 
+    def fires(
+        self, score: float, observed: float, baseline: float, negative: int, total: int
+    ) -> bool:
+        """The decision on one scored window, apart from the episode around it (warm-up,
+        firing, cool-down): the threshold, the volume gates and the effect-size gate."""
+        return (
+            score >= self.threshold
+            and self.eligible(negative, total)
+            and self._significant(observed, baseline)
+        )
+
     def update(self, timestamp: float | datetime, negative: int, total: int) -> list[Decision]:
         """Score the window starting at ``timestamp``; returns the decisions it caused.
 
@@ -222,9 +227,7 @@ class Detector:
             not self._firing
             and self._cooldown_left == 0
             and self.ready
-            and score >= self.threshold
-            and self.eligible(negative, total)
-            and self._significant(observed, baseline)
+            and self.fires(score, observed, baseline, negative, total)
         )
         if started:
             self._firing, self._calm, self._episode = True, 0, 0
@@ -371,3 +374,6 @@ class Detector:
             self._firing,
             resolved=resolved,
         )
+
+
+DETECTORS: Registry[type[Detector]] = Registry("detector")

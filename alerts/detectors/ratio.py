@@ -51,9 +51,6 @@ class RatioDetector(Detector):
         score = negative / ref if ref > 0 else nothing
         return score, float(negative), ref
 
-    def _evidence(self, ts: float, negative: int, total: int) -> float:
-        raise ValueError("the ratio rule has no likelihood to accumulate: set accumulate=false")
-
     def eligible(self, negative: int, total: int) -> bool:
         return super().eligible(negative, total) and self._reference() >= self.threshold_ref
 

@@ -1,11 +1,19 @@
-"""Notifier contract and the shared HTTP/text helpers every notifier builds on."""
+"""Notifier contract and the shared HTTP/text helpers every notifier builds on.
+
+A notifier is one class: its ``type`` (the name ``[alerts.notifiers.X] type = ...`` picks
+it by), its ``Config`` (a :class:`NotifierSettings` subclass: the table's other keys, checked
+at config load) and ``send``. Defining it registers it in :data:`NOTIFIERS`.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field
 
+from alerts.registry import Registry
 from finpulse.contracts import Alert, AlertState
 
 
@@ -13,10 +21,26 @@ class DeliveryError(Exception):
     """A notification that did not get through; the outbox keeps it and retries."""
 
 
-class Notifier:
+class NotifierSettings(BaseModel):
+    """Keys every notifier table has; a notifier's ``Config`` adds its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    timeout_s: float = Field(default=5.0, gt=0)
+    repeat_interval_s: float | None = Field(default=None, gt=0)
+
+
+class Notifier(ABC):
     """Sends one alert state change to one destination; raises DeliveryError on failure."""
 
     type: ClassVar[str]
+    Config: ClassVar[type[NotifierSettings]] = NotifierSettings
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "type" in vars(cls):
+            NOTIFIERS.add(cls.type, cls)
 
     def __init__(self, name: str, config: Any) -> None:
         self.name, self.config = name, config
@@ -25,8 +49,9 @@ class Notifier:
     def repeat_interval_s(self) -> float | None:
         return self.config.repeat_interval_s
 
+    @abstractmethod
     def send(self, alert: Alert) -> None:
-        raise NotImplementedError
+        """Deliver ``alert`` once, within ``config.timeout_s``; raise DeliveryError if not."""
 
     def post_json(
         self, url: str, payload: Any, headers: dict[str, str] | None = None
@@ -63,3 +88,6 @@ def describe(alert: Alert) -> str:
     for ev in alert.evidence:
         lines.append(f"- {ev.title} ({ev.negative_prob:.2f}) {ev.url or ev.id}")
     return "\n".join(lines)
+
+
+NOTIFIERS: Registry[type[Notifier]] = Registry("notifier type")

@@ -5,12 +5,25 @@ from __future__ import annotations
 import smtplib
 from email.message import EmailMessage
 
-from alerts.notifiers.base import DeliveryError, Notifier, describe, title
+from pydantic import Field, SecretStr
+
+from alerts.notifiers.base import DeliveryError, Notifier, NotifierSettings, describe, title
 from finpulse.contracts import Alert
+
+
+class EmailConfig(NotifierSettings):
+    host: str = "127.0.0.1"
+    port: int = Field(default=25, ge=1, le=65535)
+    sender: str = "finpulse@localhost"
+    to: list[str] = Field(min_length=1)
+    starttls: bool = False
+    username: str | None = None
+    password: SecretStr | None = None
 
 
 class EmailNotifier(Notifier):
     type = "email"
+    Config = EmailConfig
 
     def send(self, alert: Alert) -> None:
         cfg = self.config

@@ -5,25 +5,38 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from alerts.notifiers.base import Notifier, describe, title
+from pydantic import Field, SecretStr
+
+from alerts.notifiers.base import Notifier, NotifierSettings, describe, title
 from alerts.silences import alert_labels
 from finpulse.contracts import Alert, AlertState, utcnow
+
+
+class WebhookConfig(NotifierSettings):
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict)
 
 
 class WebhookNotifier(Notifier):
     """The alert itself as JSON, with a version so receivers can evolve."""
 
     type = "webhook"
+    Config = WebhookConfig
 
     def send(self, alert: Alert) -> None:
         payload = {"version": 1, "status": str(alert.state), "alert": alert.model_dump(mode="json")}
         self.post_json(self.config.url, payload, self.config.headers)
 
 
+class SlackConfig(NotifierSettings):
+    url: SecretStr
+
+
 class SlackNotifier(Notifier):
     """Slack incoming webhook: a headline plus the evidence as links."""
 
     type = "slack"
+    Config = SlackConfig
 
     def send(self, alert: Alert) -> None:
         links = "\n".join(
@@ -42,10 +55,16 @@ class SlackNotifier(Notifier):
 _PD_SEVERITY = {"critical": "critical", "error": "error", "warning": "warning", "info": "info"}
 
 
+class PagerDutyConfig(NotifierSettings):
+    routing_key: SecretStr
+    url: str = "https://events.pagerduty.com/v2/enqueue"
+
+
 class PagerDutyNotifier(Notifier):
     """PagerDuty Events API v2: trigger and resolve share the alert id as dedup key."""
 
     type = "pagerduty"
+    Config = PagerDutyConfig
 
     def send(self, alert: Alert) -> None:
         event: dict[str, Any] = {
@@ -66,11 +85,17 @@ class PagerDutyNotifier(Notifier):
         self.post_json(self.config.url, event)
 
 
+class AlertmanagerConfig(NotifierSettings):
+    url: str = "http://127.0.0.1:19095"
+    repeat_interval_s: float | None = Field(default=300.0, gt=0)
+
+
 class AlertmanagerNotifier(Notifier):
     """Alertmanager API v2: firing alerts are re-posted while firing (their ``endsAt`` a few
     repeat intervals ahead, so Alertmanager keeps them alive) and closed with ``endsAt``."""
 
     type = "alertmanager"
+    Config = AlertmanagerConfig
 
     def send(self, alert: Alert) -> None:
         now = utcnow()
