@@ -104,6 +104,8 @@ def run(
 ) -> Iterator[tuple[str, float | None, int]]:
     """(timestamp, score, alert) per row; a row not newer than the one before it (NAB has
     repeated timestamps where clocks changed) is not fed to the detector: score None."""
+    if "step_s" in params:  # else create() fails on two step_s, with a traceback
+        raise ValueError("step_s is the input's smallest gap between rows, not a parameter")
     gaps = [b[1] - a[1] for a, b in pairwise(rows) if b[1] > a[1]]
     det = create(detector, step_s=min(gaps) if gaps else 1.0, **params)
     latest = -math.inf

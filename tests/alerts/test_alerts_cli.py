@@ -68,6 +68,21 @@ def test_backtest_count_series_and_bad_input(app, tmp_path):
         ["alerts", "backtest", "-i", str(tmp_path / "c.csv"), "-o", "x.csv", "--tz", "Mars/Base"],
     )
     assert zone.exit_code == 2 and "unknown time zone" in zone.output
+    step = CliRunner().invoke(
+        app,
+        [
+            "alerts",
+            "backtest",
+            "-i",
+            str(tmp_path / "c.csv"),
+            "-o",
+            "x.csv",
+            "--param",
+            "step_s=60",
+        ],
+    )
+    assert step.exit_code == 2 and "step_s is the input's smallest gap" in step.output
+    assert "Traceback" not in step.output
 
 
 def _nab_like(path, start, n, windows_at, seed=5):
