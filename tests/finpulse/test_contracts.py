@@ -86,8 +86,13 @@ def _raw(**kw):
         (_raw(title=""), "title", "at least 1"),
         (_raw(tickers="AAPL"), "tickers", "array"),
         (_raw(colour="red"), "colour", "not permitted"),
-        (_raw(schema_version=SCHEMA_VERSION + 1), "schema_version", "newer than"),
+        (_raw(schema_version="2.0"), "schema_version", "newer major"),
+        (_raw(schema_version=2), "schema_version", "newer major"),
+        (_raw(schema_version="2.0", colour="red"), "schema_version", "newer major"),
         (_raw(schema_version=0), "schema_version", ">= 1"),
+        (_raw(schema_version="one"), "schema_version", "MAJOR.MINOR"),
+        (_raw(schema_version=1.5), "schema_version", "MAJOR.MINOR"),
+        (_raw(schema_version="1.1", title=""), "title", "at least 1"),
     ],
 )
 def test_malformed_article_names_the_field(raw, field, words):
@@ -96,6 +101,38 @@ def test_malformed_article_names_the_field(raw, field, words):
     assert exc.value.field == field
     assert words in exc.value.message
     assert str(exc.value).startswith(f"Article.{field}: ")
+
+
+def test_an_integer_schema_version_from_older_finpulse_reads_as_its_major():
+    assert decode(Article, json.dumps(_raw(schema_version=1))).schema_version == "1.0"
+    assert SCHEMA_VERSION == "1.0"  # what this code writes: older (integer) readers accept it
+
+
+def test_a_newer_minor_is_read_without_the_fields_it_added():
+    """A rolling upgrade: a producer one minor ahead adds optional fields, here also inside
+    the nested evidence; this reader keeps everything it knows and drops the rest."""
+    window = {
+        "schema_version": "1.7",
+        "scope": "ticker",
+        "key": "ACME",
+        "start": "2026-03-02T14:30:00Z",
+        "end": "2026-03-02T14:35:00Z",
+        "total": 3,
+        "negative": 1,
+        "region": "emea",
+        "evidence": [{"id": "a", "title": "Acme falls", "negative_prob": 0.9, "lang": "en"}],
+    }
+    w = decode(RateWindow, json.dumps(window))
+    assert (w.schema_version, w.key, w.total, w.negative) == ("1.7", "ACME", 3, 1)
+    assert w.evidence[0].title == "Acme falls"
+    assert "region" not in w.model_dump()
+
+
+def test_an_unknown_field_at_a_known_version_is_still_a_typo():
+    for version in ("1.0", 1, None):
+        raw = _raw(titel="oops") if version is None else _raw(titel="oops", schema_version=version)
+        with pytest.raises(ContractError, match=r"Article\.titel: .*not permitted"):
+            decode(Article, json.dumps(raw))
 
 
 def test_not_json_at_all():

@@ -1,6 +1,7 @@
 """The Faust agents driven by ``agent.test_context()``: no Kafka, sends captured."""
 
 import asyncio
+import json
 
 import pytest
 from stream_helpers import FakeModels, make_article, make_scored
@@ -88,6 +89,32 @@ def test_malformed_messages_are_dead_lettered_and_the_agent_keeps_going(built, m
     assert [h["finpulse.deadletter.reason"] for _, _, h in letters] == [b"malformed", b"invalid"]
     assert (
         metrics.registry.get_sample_value("finpulse_deadletter_total", {"reason": "invalid"}) == 1
+    )
+
+
+def test_a_newer_minor_is_scored_and_a_newer_major_dead_lettered(built, metrics):
+    """Issue 19 item 6: a worker one minor version behind its producers keeps the stream;
+    only a message of a newer major goes to the dead letters, saying why."""
+    sa, sent, _ = built
+    newer_minor = json.loads(encode(make_article(1, "Acme crash")))
+    newer_minor.update(schema_version="1.1", region="emea")
+    newer_major = json.loads(encode(make_article(2)))
+    newer_major.update(schema_version="2.0")
+    done = lambda: sent["scored"].messages and sent["deadletter"].messages  # noqa: E731
+    values = [json.dumps(newer_minor).encode(), json.dumps(newer_major).encode()]
+    asyncio.run(put_all(sa.score, values, done=done))
+    [(key, value, _)] = sent["scored"].messages
+    scored = ScoredArticle.model_validate_json(value)
+    assert (key.decode(), scored.title, scored.sentiment.value) == (
+        newer_minor["id"],
+        "Acme crash",
+        "negative",
+    )
+    [(_, original, headers)] = sent["deadletter"].messages
+    assert original == values[1]
+    assert headers["finpulse.deadletter.reason"] == b"invalid"
+    assert headers["finpulse.deadletter.error"].startswith(
+        b"Article.schema_version: schema_version 2.0 is a newer major than this finpulse reads"
     )
 
 
