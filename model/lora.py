@@ -34,8 +34,8 @@ BASE_WEIGHTS = "model.safetensors"
 
 
 def _key(variable: Any) -> str:
-    """A variable's path inside the backbone (without the backbone's own name)."""
-    return variable.path.split("/", 1)[1]
+    """A variable's path, unique in the backbone (``transformer_layer_0/.../query/kernel``)."""
+    return variable.path
 
 
 def enable(backbone: Any, rank: int, alpha: float) -> int:
@@ -56,7 +56,10 @@ def enable(backbone: Any, rank: int, alpha: float) -> int:
 
 def adapter_weights(backbone: Any) -> dict[str, np.ndarray]:
     """What an adapter stores: every trainable backbone variable (A, B, biases, LayerNorms)."""
-    return {_key(v): np.asarray(v.numpy(), np.float32) for v in backbone.trainable_variables}
+    weights = {_key(v): np.asarray(v.numpy(), np.float32) for v in backbone.trainable_variables}
+    if len(weights) != len(backbone.trainable_variables):
+        raise ValueError("adapter variable paths are not unique")
+    return weights
 
 
 def assign(backbone: Any, weights: dict[str, np.ndarray], *, merge_scale: float | None) -> None:
@@ -66,6 +69,8 @@ def assign(backbone: Any, weights: dict[str, np.ndarray], *, merge_scale: float 
     without adapters; ``None``: assign ``A`` and ``B`` as they are, for one with adapters.
     """
     variables = {_key(v): v for v in backbone.weights}
+    if len(variables) != len(backbone.weights):
+        raise ValueError("encoder variable paths are not unique")
     merge = merge_scale is not None
     unknown = sorted(k for k in weights if _target(k, merge) not in variables)
     if unknown:

@@ -20,6 +20,12 @@ def test_lora_saves_only_the_adapter(lora_model):
     base = lora_model.meta["base"]
     assert base["sha256"] == lora.file_sha256(lora.find_base(base) / lora.BASE_WEIGHTS)
     assert lora_model.meta["lora"]["layers"] == 12  # 6 denses x 2 tiny layers
+    from safetensors.numpy import load_file
+
+    saved = load_file(lora_model.path / ADAPTER_FILE)
+    # every layer's own adapter: 2 layers x 6 denses x (A, B, bias) + 2 x 2 LayerNorms x 2
+    assert len(saved) == 2 * (6 * 3 + 2 * 2)
+    assert {k.split("/")[0] for k in saved} == {"transformer_layer_0", "transformer_layer_1"}
 
 
 def test_merged_equals_unmerged(lora_model):
