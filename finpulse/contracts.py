@@ -88,6 +88,23 @@ class Scope(StrEnum):
     SOURCE = "source"
 
 
+# The article field each scope counts by; GLOBAL counts every article. Aggregation, the stores'
+# rate queries and the alert evidence all read it from here.
+SCOPE_FIELDS = {Scope.TOPIC: "topic", Scope.SOURCE: "source", Scope.TICKER: "tickers"}
+
+
+def scope_filter(scope: Scope | str, key: str) -> tuple[str, str] | None:
+    """The (article field, value) that selects the articles of ``scope``/``key``; None for all.
+
+    >>> scope_filter("ticker", "acme"), scope_filter(Scope.GLOBAL, "all")
+    (('tickers', 'ACME'), None)
+    """
+    scope = Scope(scope)
+    if scope not in SCOPE_FIELDS:
+        return None
+    return SCOPE_FIELDS[scope], key.upper() if scope == Scope.TICKER else key
+
+
 class AlertState(StrEnum):
     FIRING = "firing"
     RESOLVED = "resolved"
@@ -260,8 +277,10 @@ class ScoredArticle(Article):
 
     def scope_keys(self) -> list[tuple[Scope, str]]:
         """Every (scope, key) this article counts towards when rates are aggregated."""
-        keys = [(Scope.GLOBAL, "all"), (Scope.TOPIC, self.topic), (Scope.SOURCE, self.source)]
-        keys += [(Scope.TICKER, t) for t in self.tickers]
+        keys = [(Scope.GLOBAL, "all")]
+        for scope, field in SCOPE_FIELDS.items():
+            value = getattr(self, field)
+            keys += [(scope, v) for v in value] if isinstance(value, list) else [(scope, value)]
         return keys
 
 

@@ -205,7 +205,12 @@ def embedded_bench(settings: Settings, data: list[str], model: str | None, tmp: 
     letters = JsonlDeadLetters(tmp / "bench-dl.jsonl")
     scorer = BatchScorer(RegistryModels(settings.model, pin=model), metrics)
     runner = EmbeddedRunner(
-        settings.stream, scorer, StoreWriter(store, metrics, letters), metrics, letters
+        settings.stream,
+        scorer,
+        StoreWriter(store, metrics, letters),
+        metrics,
+        letters,
+        evidence_size=settings.alerts.evidence_size,
     )
     articles = make_articles(data, "embedded")
 

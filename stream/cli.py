@@ -168,6 +168,7 @@ async def run_embedded(
             writer,
             metrics,
             letters,
+            evidence_size=settings.alerts.evidence_size,
             alerts=alerting,
             rates_state=settings.store.sqlite_path.with_suffix(".rates.json"),
         )

@@ -24,9 +24,9 @@ class StreamSettings(BaseModel):
     score_concurrency: int = Field(default=4, ge=1)
     # How often workers ask the registry whether the champion model changed.
     model_check_s: float = Field(default=5.0, ge=0)
-    # Rates: tumbling windows by event time (published_at), with the most negative articles.
+    # Rates: tumbling windows by event time (published_at), with the most negative articles
+    # (as many as an alert shows: ``alerts.evidence_size``).
     window_s: int = Field(default=300, ge=1)
-    evidence_size: int = Field(default=5, ge=0)
     # An article older than this behind the newest one seen still counts; older ones are
     # indexed but left out of the rates, so a re-crawl of old news cannot reopen old windows.
     lateness_s: int = Field(default=3600, ge=0)
@@ -49,7 +49,8 @@ class StreamSettings(BaseModel):
     # /metrics of `finpulse alerter` (the single alert engine beside the workers).
     alerter_port: int = Field(default=18003, ge=0, le=65535)
 
-    def rate_args(self) -> tuple[tuple[int, int, int], dict[str, Any]]:
-        """The positional and keyword arguments of ``RateCounter``/``RateAggregator``."""
+    def rate_args(self, evidence_size: int) -> tuple[tuple[int, int, int], dict[str, Any]]:
+        """The positional and keyword arguments of ``RateCounter``/``RateAggregator``;
+        ``evidence_size`` is ``alerts.evidence_size``, the one place it is set."""
         limits = {"future_s": self.future_s, "max_keys": self.max_keys_per_scope}
-        return (self.window_s, self.evidence_size, self.lateness_s), limits
+        return (self.window_s, evidence_size, self.lateness_s), limits

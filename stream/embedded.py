@@ -69,13 +69,14 @@ class EmbeddedRunner:
         metrics: StreamMetrics,
         deadletters: DeadLetterSink,
         *,
+        evidence_size: int,
         alerts: Alerting | None = None,
         rates_state: Path | None = None,
     ) -> None:
         self.settings, self.scorer, self.writer = settings, scorer, writer
         self.metrics, self.deadletters = metrics, deadletters
         self.alerts, self.rates_state = alerts, rates_state
-        self.rates = _load_rates(rates_state, settings)
+        self.rates = _load_rates(rates_state, settings.rate_args(evidence_size))
         self.stats = RunStats()
         self._raw: asyncio.Queue[Article] = asyncio.Queue(settings.queue_size)
         self._scored: asyncio.Queue[list[ScoredArticle]] = asyncio.Queue(
@@ -161,9 +162,11 @@ class EmbeddedRunner:
         await self.deadletters.put(letter)
 
 
-def _load_rates(path: Path | None, s: StreamSettings) -> RateAggregator:
+def _load_rates(
+    path: Path | None, rate_args: tuple[tuple[int, int, int], dict[str, Any]]
+) -> RateAggregator:
     data = read_state(path)
-    args, limits = s.rate_args()
+    args, limits = rate_args
     if data is None:
         return RateAggregator(*args, **limits)
     return RateAggregator.from_dict(data, *args, **limits)

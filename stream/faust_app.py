@@ -70,14 +70,16 @@ def _faust_app(
     settings: Settings, app_id: str, registry: CollectorRegistry, *, web_enabled: bool, port: int
 ) -> faust.App:
     k = settings.kafka
+    kafka = k.client_config(app_id)
+    timeout_s = kafka["request_timeout_ms"] / 1000
     datadir = settings.stream.faust_dir / app_id
     datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
     app = faust.App(
         app_id,
-        broker=[f"kafka://{hp.strip()}" for hp in k.bootstrap_servers.split(",")],
-        broker_credentials=_credentials(settings),
-        broker_request_timeout=max(k.request_timeout_s, 30.0),
-        broker_session_timeout=min(k.request_timeout_s, 30.0),
+        broker=[f"kafka://{hp}" for hp in kafka["bootstrap_servers"]],
+        broker_credentials=_credentials(kafka),
+        broker_request_timeout=max(timeout_s, 30.0),
+        broker_session_timeout=min(timeout_s, 30.0),
         producer_linger=k.producer_linger_s,
         # New topics and partitions are found within this, not Faust's default 5 minutes.
         consumer_metadata_max_age_ms=30_000,
@@ -145,7 +147,7 @@ def create_app(
 
     raw, scored = topic(k.raw_topic), topic(k.scored_topic)
     rates, deadletter = _rates_topic(app, settings), topic(k.deadletter_topic)
-    args, limits = s.rate_args()
+    args, limits = s.rate_args(settings.alerts.evidence_size)
     counter = RateCounter(*args, **limits)
     writer = StoreWriter(
         store, metrics, _TopicDeadLetters(deadletter, app.conf.producer_max_request_size),
@@ -215,7 +217,7 @@ def create_alerter_app(
     deadletter = app.topic(k.deadletter_topic, partitions=k.partitions, internal=True)
     dead = _dead_letters(deadletter, metrics, app.conf.producer_max_request_size)
     saved = read_state(state) or {}
-    args, limits = s.rate_args()
+    args, limits = s.rate_args(settings.alerts.evidence_size)
     folded = RateAggregator.from_dict(saved.get("rates", {}), *args, **limits)
     done = {"offset": saved.get("offset", -1)}
 
@@ -366,17 +368,17 @@ class _unacked_on_cancel:
         return False
 
 
-def _credentials(settings: Settings) -> Any:
-    k = settings.kafka
-    if k.security_protocol == "PLAINTEXT":
+def _credentials(kafka: dict[str, Any]) -> Any:
+    """Faust's form of the security part of ``KafkaSettings.client_config``."""
+    protocol = kafka["security_protocol"]
+    if protocol == "PLAINTEXT":
         return None
-    context = ssl.create_default_context() if k.security_protocol.endswith("SSL") else None
-    if k.security_protocol.startswith("SASL"):
-        password = k.sasl_password.get_secret_value() if k.sasl_password else None
+    context = ssl.create_default_context() if protocol.endswith("SSL") else None
+    if protocol.startswith("SASL"):
         return faust.SASLCredentials(
-            username=k.sasl_username,
-            password=password,
-            mechanism=k.sasl_mechanism or "PLAIN",
+            username=kafka["sasl_plain_username"],
+            password=kafka.get("sasl_plain_password"),
+            mechanism=kafka["sasl_mechanism"],
             ssl_context=context,
         )
     return faust.SSLCredentials(context)

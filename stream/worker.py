@@ -160,14 +160,7 @@ def check_rates_topic(settings: Settings) -> int:
     from kafka import KafkaConsumer, TopicPartition
 
     k = settings.kafka
-    consumer = KafkaConsumer(
-        bootstrap_servers=k.bootstrap_servers,
-        security_protocol=k.security_protocol,
-        sasl_mechanism=k.sasl_mechanism,
-        sasl_plain_username=k.sasl_username,
-        sasl_plain_password=k.sasl_password.get_secret_value() if k.sasl_password else None,
-        request_timeout_ms=int(k.request_timeout_s * 1000),
-    )
+    consumer = KafkaConsumer(**k.client_config(f"{settings.stream.app_id}-rates-check"))
     try:
         partitions = consumer.partitions_for_topic(k.rates_topic) or set()
         tp = TopicPartition(k.rates_topic, 0)

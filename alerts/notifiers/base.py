@@ -15,10 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from alerts.registry import Registry
 from finpulse.contracts import Alert, AlertState
-
-
-class DeliveryError(Exception):
-    """A notification that did not get through; the outbox keeps it and retries."""
+from finpulse.errors import DeliveryError
 
 
 class NotifierSettings(BaseModel):

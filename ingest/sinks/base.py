@@ -10,10 +10,7 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 
 from finpulse.contracts import Article
-
-
-class DeliveryError(Exception):
-    """An article the sink could neither deliver nor keep; the crawler will try it again."""
+from finpulse.errors import DeliveryError
 
 
 class Sink(ABC):

@@ -37,24 +37,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+CLIENT_ID = "finpulse-ingest"
+
+
 class KafkaUnavailable(DeliveryError):
     """The broker cannot be reached to start producing; nothing was sent."""
-
-
-def client_config(kafka: KafkaSettings) -> dict[str, Any]:
-    """Connection settings shared by the producer and the admin client."""
-    cfg: dict[str, Any] = {
-        "bootstrap_servers": kafka.bootstrap_servers.split(","),
-        "security_protocol": kafka.security_protocol,
-        "request_timeout_ms": int(kafka.request_timeout_s * 1000),
-        "client_id": "finpulse-ingest",
-    }
-    if kafka.sasl_mechanism:
-        cfg["sasl_mechanism"] = kafka.sasl_mechanism
-        cfg["sasl_plain_username"] = kafka.sasl_username
-        if kafka.sasl_password is not None:
-            cfg["sasl_plain_password"] = kafka.sasl_password.get_secret_value()
-    return cfg
 
 
 def ensure_topic(kafka: KafkaSettings, topic: str) -> bool:
@@ -71,7 +58,7 @@ def ensure_topics(kafka: KafkaSettings, topics: dict[str, int]) -> list[str]:
     default): creating them first is what makes a fresh deployment start at once.
     """
     timeout_s = kafka.request_timeout_s
-    admin = KafkaAdminClient(**client_config(kafka))
+    admin = KafkaAdminClient(**kafka.client_config(CLIENT_ID))
     try:
         missing = [t for t in topics if t not in set(admin.list_topics())]
         created = []
@@ -161,7 +148,7 @@ class KafkaSink(Sink):
 
     def _new_producer(self) -> Any:
         return self._factory(
-            **client_config(self.kafka),
+            **self.kafka.client_config(CLIENT_ID),
             acks="all",
             enable_idempotence=True,
             retries=5,

@@ -17,7 +17,7 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
 
-from finpulse.contracts import Scope, ScoredArticle, utcnow
+from finpulse.contracts import Scope, ScoredArticle, scope_filter, utcnow
 from finpulse.settings import ElasticsearchSettings
 from stream.sinks.base import (
     Filters,
@@ -198,11 +198,10 @@ class ElasticsearchStore(Store):
         self, scope: Scope, key: str, since: datetime, until: datetime, step_s: int
     ) -> list[RatePoint]:
         lo, hi = bucket_range(since, until, step_s)
-        scope = Scope(scope)
         filters = [{"range": {"published_at": {"gte": lo * 1000, "lt": int(hi * 1000)}}}]
-        field = {Scope.TOPIC: "topic", Scope.SOURCE: "source", Scope.TICKER: "tickers"}.get(scope)
-        if field:
-            filters.append({"term": {field: key.upper() if scope == Scope.TICKER else key}})
+        if (selects := scope_filter(scope, key)) is not None:
+            field, value = selects
+            filters.append({"term": {field: value}})
         r = self.es.search(
             index=self.index_name,
             size=0,

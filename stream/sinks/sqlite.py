@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from finpulse.contracts import Scope, ScoredArticle, utcnow
+from finpulse.contracts import Scope, ScoredArticle, scope_filter, utcnow
 from stream.sinks.base import (
     Filters,
     IndexResult,
@@ -149,15 +149,13 @@ class SqliteStore(Store):
         self, scope: Scope, key: str, since: datetime, until: datetime, step_s: int
     ) -> list[RatePoint]:
         lo, hi = bucket_range(since, until, step_s)
-        scope = Scope(scope)
         join, cond, params = "", "1", []
-        if scope == Scope.TOPIC:
-            cond, params = "a.topic = ?", [key]
-        elif scope == Scope.SOURCE:
-            cond, params = "a.source = ?", [key]
-        elif scope == Scope.TICKER:
-            join = "JOIN article_tickers t ON t.article = a.rowid"
-            cond, params = "t.ticker = ?", [key.upper()]
+        match scope_filter(scope, key):
+            case ("tickers", ticker):  # one row per ticker, in their own table
+                join = "JOIN article_tickers t ON t.article = a.rowid"
+                cond, params = "t.ticker = ?", [ticker]
+            case (field, value):
+                cond, params = f"a.{field} = ?", [value]
         with self._lock:
             rows = self._db.execute(
                 f"SELECT CAST((a.published_at - ?) / ? AS INTEGER) AS b, count(*), "

@@ -5,6 +5,7 @@ import asyncio
 from stream_helpers import FakeModels, make_article
 from test_stream_writer import FlakyStore
 
+from alerts.config import AlertsSettings
 from finpulse.contracts import Scope
 from stream.alerting import Alerting
 from stream.config import StreamSettings
@@ -49,6 +50,7 @@ def build(tmp_path, metrics, store=None, rates_state=None, **scorer_kw):
         writer,
         metrics,
         letters,
+        evidence_size=AlertsSettings().evidence_size,
         alerts=Alerting(engine),
         rates_state=rates_state,
     )
