@@ -18,6 +18,7 @@ from alerts.metrics import AlertMetrics
 from alerts.notifiers import DeliveryError, Notifier
 from alerts.store import AlertStore
 from finpulse.contracts import Alert, AlertState
+from finpulse.retry import backoff_s
 
 
 class Dispatcher:
@@ -79,7 +80,7 @@ class Dispatcher:
                     raise DeliveryError(f"notifier {item.notifier!r} is not configured")
                 notifier.send(item.alert)
             except DeliveryError as exc:
-                delay = min(self.outbox.backoff_s * 2**item.attempts, self.outbox.max_backoff_s)
+                delay = backoff_s(item.attempts, self.outbox.backoff_s, self.outbox.max_backoff_s)
                 self.store.reschedule(item.id, now + timedelta(seconds=delay), str(exc))
                 self.metrics.notifications.labels(item.notifier, "failed").inc()
             else:

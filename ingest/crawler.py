@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from finpulse.contracts import Article
+from finpulse.retry import backoff_s
 from ingest.config import IngestSettings, SourceOptions
 from ingest.dedup import Deduplicator, Verdict
 from ingest.fetch import Clock, Fetcher, FetchError, Sleep
@@ -183,7 +184,7 @@ class Crawler:
         interval, failed = source.options.interval_s, stats.failed
         self._failures[source.name] = self._failures[source.name] + 1 if failed else 0
         n = self._failures[source.name]
-        delay = min(interval * 2**n, max(interval, self.settings.feed_backoff_max_s))
+        delay = backoff_s(n, interval, max(interval, self.settings.feed_backoff_max_s))
         delay = max(delay, stats.retry_after or 0.0)  # a server's Retry-After is a floor
         self._next_due[source.name] = now + delay
         if failed:

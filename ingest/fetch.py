@@ -20,6 +20,8 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from finpulse.retry import backoff_s
+
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
@@ -145,15 +147,6 @@ def retry_after_s(value: str | None, now: datetime | None = None) -> float | Non
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-
-
-def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
-    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt)].
-
-    >>> 0 <= backoff_delay(3, 0.5, 30.0, random.Random(1)) <= 4.0
-    True
-    """
-    return rng.uniform(0, min(cap, base * 2**attempt))
 
 
 def is_public(ip: str, allowed: Sequence[Network] = ()) -> bool:
@@ -349,7 +342,9 @@ class Fetcher:
                 wait = resp.retry_after if resp.status in (429, 503) else None
                 if wait is not None and wait > self.retry_after_max_s:
                     return resp  # too long to wait inside one poll: the caller reschedules
-            delay = backoff_delay(attempt, self.backoff_s, self.backoff_max_s, self._rng)
+            delay = backoff_s(
+                attempt, self.backoff_s, self.backoff_max_s, jitter=1.0, rng=self._rng
+            )
             if wait is not None:  # the server said how long; never come back sooner
                 delay = max(delay, wait)
             log.debug("retrying %s in %.2fs (attempt %d)", url, delay, attempt + 1)

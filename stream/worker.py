@@ -21,6 +21,7 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from finpulse.logrepeat import quiet_repeats
+from finpulse.retry import Backoff
 from finpulse.settings import Settings, load_settings
 from ingest.sinks.kafka_sink import ensure_topics
 from stream.alerting import Alerting
@@ -29,7 +30,6 @@ from stream.scoring import BatchScorer, RegistryModels
 from stream.sinks import open_store
 from stream.sinks.base import Store, StoreUnavailable
 from stream.state import read_state
-from stream.writer import Backoff
 
 log = logging.getLogger(__name__)
 

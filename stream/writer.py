@@ -11,35 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable, Sequence
 
 from finpulse.contracts import ScoredArticle, encode, utcnow
+from finpulse.retry import Backoff
 from stream.deadletter import DeadLetter, DeadLetterSink, Reason
 from stream.metrics import StreamMetrics
 from stream.sinks.base import Store
 
 log = logging.getLogger(__name__)
-
-
-class Backoff:
-    """Capped exponential delays with jitter, so many workers do not retry in step.
-
-    >>> b = Backoff(0.5, 4.0, jitter=0.0)
-    >>> [b.next() for _ in range(5)]
-    [0.5, 1.0, 2.0, 4.0, 4.0]
-    """
-
-    def __init__(self, initial_s: float, max_s: float, jitter: float = 0.5) -> None:
-        if not 0 < initial_s <= max_s:
-            raise ValueError(f"need 0 < initial_s <= max_s, got {initial_s}, {max_s}")
-        self.initial_s, self.max_s, self.jitter = initial_s, max_s, jitter
-        self.attempt = 0
-
-    def next(self) -> float:
-        delay = min(self.max_s, self.initial_s * 2**self.attempt)
-        self.attempt += 1
-        return delay * (1 - self.jitter * random.random())
 
 
 class StoreWriter:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +28,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
 from finpulse.contracts import Article, ContractError, decode, encode
+from finpulse.retry import backoff_s
 from ingest.sinks.base import DeliveryError, Sink
 
 if TYPE_CHECKING:
@@ -187,7 +187,7 @@ class KafkaSink(Sink):
                 self._stale = self._stale or isinstance(exc, (TimeoutError, KafkaTimeoutError))
                 log.warning("delivery of %s failed (attempt %d): %r", article.id, attempt + 1, exc)
                 if attempt + 1 < attempts:
-                    await asyncio.sleep(random.uniform(0, self.retry_backoff_s * 2**attempt))
+                    await asyncio.sleep(backoff_s(attempt, self.retry_backoff_s, jitter=1.0))
                 continue
             self.delivered += 1
             if probing:
