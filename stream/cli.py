@@ -17,6 +17,8 @@ from rich.console import Console
 from finpulse.context import settings_from
 from finpulse.logrepeat import quiet_repeats
 from finpulse.settings import Settings
+from ingest.presets import PresetError
+from ingest.presets import apply as apply_presets
 from stream.deadletter import JsonlDeadLetters
 from stream.embedded import EmbeddedRunner, RunStats
 from stream.metrics import StreamMetrics
@@ -85,6 +87,15 @@ def run(
         Path | None, typer.Option(help="Replay this JSONL/CSV file instead of crawling.")
     ] = None,
     rate: Annotated[float, typer.Option(help="Replay rows per second; 0 = flat out.")] = 0.0,
+    preset: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--preset",
+            "-p",
+            help="Crawl this source preset (or group, e.g. financial) instead of ingest.sources; "
+            "repeatable. `finpulse crawl --list-presets` shows them.",
+        ),
+    ] = None,
     time_column: Annotated[
         str | None, typer.Option(help="Replay column of publication times (default: now on).")
     ] = None,
@@ -96,6 +107,9 @@ def run(
         err.print("[red]error:[/red] only --embedded is supported here; the Kafka path is "
                   "`finpulse crawl` + `finpulse worker`")  # fmt: skip
         raise typer.Exit(2)
+    if preset and replay is not None:
+        err.print("[red]error:[/red] --preset crawls live sources; it cannot be used with --replay")
+        raise typer.Exit(2)
     if replay is not None and not replay.is_file():
         err.print(f"[red]error:[/red] file not found: {replay}")
         raise typer.Exit(2)
@@ -104,6 +118,13 @@ def run(
     )
     quiet_repeats()
     settings = settings_from(ctx)
+    if preset:  # the named presets replace ingest.sources
+        try:
+            ingest, _ = apply_presets(settings.ingest, preset)
+        except PresetError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+        settings = settings.model_copy(update={"ingest": ingest})
     try:
         stats = asyncio.run(
             run_embedded(
