@@ -8,7 +8,8 @@ those, distinct ids in Elasticsearch), ``lost``, ``duplicates`` (documents beyon
 id), ``dead_lettered`` (its poison on the dead-letter topic, each with a reason) and
 ``passed``. Outages are real: the broker and Elasticsearch are stopped and started with
 ``deploy/local/services.sh`` (one service at a time, always started again). Exit status 1
-when any scenario loses an article or fails its own check.
+when any scenario loses an article or fails its own check. ``alerter_restart`` counts rate
+deltas and notifications instead of articles (see :func:`alerter_restart`).
 """
 
 from __future__ import annotations
@@ -33,11 +34,13 @@ from rich.console import Console
 from finpulse.contracts import Article, article_id, encode, utcnow
 from finpulse.settings import Settings
 from stream.deadletter import HEADER_PREFIX
-from stream.sandbox import KAFKA_TIMEOUT_MS, REPO, Sandbox
+from stream.sandbox import KAFKA_TIMEOUT_MS, REPO, Episode, Sandbox, Webhook
+from stream.state import read_state
 
 err = Console(stderr=True)
 SERVICES = REPO / "deploy" / "local" / "services.sh"
 PORT = 18080
+ALERTER_PORT = 18081
 WORKER_START_S = 240.0
 DRAIN_S = 240.0
 SIGTERM_LIMIT_S = 10.0  # "stops within a few seconds", with room for a loaded box
@@ -117,15 +120,7 @@ class Faults:
     def sigterm_worker(self) -> float:
         """SIGTERM the worker; seconds until it exited (SIGKILLed after 60 s)."""
         assert self.worker is not None
-        start = time.monotonic()
-        self.worker.send_signal(signal.SIGTERM)
-        try:
-            self.worker.wait(60)
-        except subprocess.TimeoutExpired:
-            self.worker.kill()
-            self.worker.wait(10)
-        self.box.procs.remove(self.worker)  # stopped on purpose: its exit is no failure
-        return round(time.monotonic() - start, 1)
+        return stop(self.box, self.worker)
 
     def log_lines(self) -> int:
         """Lines the workers have logged so far (an outage must not flood the log)."""
@@ -162,11 +157,12 @@ class Faults:
         ids = {h["_id"] for h in scan(es, index=index, query={"query": query}, _source=False)}
         return count, ids
 
-    def dead_letters(self, mark: bytes) -> list[str]:
-        """Reasons of the dead letters whose original bytes contain ``mark``."""
+    def dead_letters(self, mark: bytes, topic: str | None = None) -> list[str]:
+        """Reasons of the dead letters (on ``topic``, default ours) whose original bytes
+        contain ``mark``."""
         from kafka import KafkaConsumer, TopicPartition
 
-        topic = self.settings.kafka.deadletter_topic
+        topic = topic or self.settings.kafka.deadletter_topic
         c = KafkaConsumer(
             bootstrap_servers=self.settings.kafka.bootstrap_servers,
             enable_auto_commit=False,
@@ -405,6 +401,103 @@ def elasticsearch_outage(f: Faults) -> Outcome:
     return result
 
 
+def alerter_restart(f: Faults) -> Outcome:
+    """The alert engine (``finpulse alerter``) SIGKILLed mid-episode: after its page, with the
+    burst's last windows just sent, then restarted. Its own sandbox (topics, group, alert
+    state), fed rate deltas as the workers send them (:class:`~stream.sandbox.Episode`).
+
+    Counted: ``sent`` rate deltas; ``stored_distinct`` deltas folded into the alerter's saved
+    windows (each once); ``lost`` deltas missing plus notifications missing (one firing, one
+    resolve expected); ``duplicates`` deltas folded twice, alert rows beyond one and
+    notifications beyond one per kind; ``dead_lettered`` the alerter's dead letters (none
+    expected)."""
+    name = "alerter_restart"
+    started = time.monotonic()
+    ep, hook = Episode(), Webhook()
+    workdir = f.box.workdir / name
+    state_db = workdir / "alerts.db"
+    box = Sandbox(ep.configured(f.settings, state_db, hook.url), workdir, prefix="faults-alerter")
+    try:
+        first = box.start_worker(ALERTER_PORT, alerter=True)
+        box.send_windows(ep.deltas(range(ep.baseline + 2)))
+        box.wait_for(hook.events, WORKER_START_S, "the alerter's page")
+        paged_s = round(time.monotonic() - started, 1)
+        box.send_windows(ep.deltas(range(ep.baseline + 2, ep.baseline + ep.burst)))
+        first.kill()
+        first.wait(10)
+        err.print("  alerter SIGKILLed mid-episode; restarting it")
+        restarted = time.monotonic()
+        second = box.start_worker(ALERTER_PORT, alerter=True)
+        box.send_windows(ep.deltas(range(ep.baseline + ep.burst, ep.windows)))
+        saved = state_db.with_suffix(".windows.json")
+        expected = [Episode.DELTAS_PER_WINDOW] * ep.windows
+        try:
+            box.wait_for(lambda: ep.applied(read_state(saved)) == expected and
+                         any(e[0] == "resolved" for e in hook.events()),
+                         WORKER_START_S, "every window and the resolve")  # fmt: skip
+        except TimeoutError as exc:
+            err.print(f"  [red]{str(exc).splitlines()[0]}[/red]")
+        resolved_s = round(time.monotonic() - restarted, 1)
+        time.sleep(3.0)  # a few more alert ticks: a late duplicate would show
+        stop(box, second)
+        applied = ep.applied(read_state(saved))
+        letters = f.dead_letters(b"", topic=box.settings.kafka.deadletter_topic)
+    finally:
+        hook.close()
+        box.close()
+    from alerts.store import AlertStore
+
+    store = AlertStore(state_db)
+    try:
+        rows = [r.alert.state.value for r in store.list_alerts(key=ep.key)]
+    finally:
+        store.close()
+    events = hook.events()
+    kinds = [e[0] for e in events]
+    sent = len(ep.deltas(range(ep.windows)))
+    folded = sum(min(a, Episode.DELTAS_PER_WINDOW) for a in applied)
+    missing = sum(1 for k in ("firing", "resolved") if k not in kinds)
+    extra = sum(max(0, kinds.count(k) - 1) for k in ("firing", "resolved"))
+    over = sum(max(0, a - Episode.DELTAS_PER_WINDOW) for a in applied)
+    checks = {
+        "windows": ep.windows,
+        "deltas_folded_per_window": applied,
+        "alert_rows": rows,
+        "notifications": kinds,
+        "one_alert_ok": rows == ["resolved"] and len({e[2] for e in events}) == 1,
+        "firing_before_resolve_ok": kinds == ["firing", "resolved"],
+        "page_s": paged_s,
+        "resolve_after_restart_s": resolved_s,
+    }
+    lost = sent - folded + missing
+    duplicates = over + max(0, len(rows) - 1) + extra
+    ok = all(v for k, v in checks.items() if k.endswith("_ok"))
+    return Outcome(
+        sent=sent,
+        stored_distinct=folded,
+        lost=lost,
+        duplicates=duplicates,
+        dead_lettered=len(letters),
+        expected_dead_letters=0,
+        seconds=round(time.monotonic() - started, 1),
+        passed=ok and lost == 0 and duplicates == 0 and not letters,
+        checks=checks,
+    )
+
+
+def stop(box: Sandbox, proc: subprocess.Popen) -> float:
+    """SIGTERM one of ``box``'s processes; seconds until it exited (SIGKILLed after 60 s)."""
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+    box.procs.remove(proc)  # stopped on purpose: its exit is no failure
+    return round(time.monotonic() - start, 1)
+
+
 def _traceback(text: str) -> str | None:
     """The first traceback in ``text``, shortened, to say what went wrong."""
     at = text.find("Traceback")
@@ -439,6 +532,7 @@ SCENARIOS: dict[str, Callable[[Faults], Outcome]] = {
         elasticsearch_outage,
         broker_restart_under_worker,
         broker_restart_under_replay,
+        alerter_restart,
     )
 }
 

@@ -1,24 +1,30 @@
 """An isolated deployment on the real Kafka and Elasticsearch, with worker subprocesses.
 
-What the pipeline benchmark and the integration tests share: its own topics, consumer group
-and index (so runs never see each other's data), a config file the workers read, worker
-processes that can be stopped, SIGKILLed and restarted, and ways to feed and inspect it.
-Workers are subprocesses (``python -m stream.worker``) so a kill is a real crash.
+What the pipeline benchmark, the fault suite and the integration tests share: its own topics,
+consumer group and index (so runs never see each other's data), a config file the workers
+read, worker processes that can be stopped, SIGKILLed and restarted, and ways to feed and
+inspect it. Workers are subprocesses (``python -m stream.worker``) so a kill is a real crash.
+For the alerter: a negative :class:`Episode` as rate deltas, and a :class:`Webhook` receiver.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
-from finpulse.contracts import Article, encode, utcnow
+from finpulse.contracts import Article, RateWindow, Scope, encode, utcnow
 from finpulse.settings import Settings, to_toml
 from stream.sinks.elasticsearch import ElasticsearchStore
 
@@ -126,6 +132,14 @@ class Sandbox:
             self.producer.send(topic, key=b"raw", value=value)
         self.producer.flush(KAFKA_TIMEOUT_MS / 1000)
 
+    def send_windows(self, deltas: Iterable[RateWindow]) -> None:
+        """Rate deltas onto ``news.rates``, keyed as the workers key them; returns once Kafka
+        has them all."""
+        topic = self.settings.kafka.rates_topic
+        for d in deltas:
+            self.producer.send(topic, key=f"{d.scope.value}|{d.key}".encode(), value=encode(d))
+        self.producer.flush(KAFKA_TIMEOUT_MS / 1000)
+
     def count(self, *, refresh: bool = True) -> int:
         """Documents in the index; ``refresh=False`` skips forcing a refresh (polling: ES
         refreshes every second by itself, and a forced one per poll costs the pipeline CPU)."""
@@ -195,3 +209,108 @@ class Sandbox:
                 self.admin.delete_topics(sorted(made | set(self.topics)))
             finally:
                 self.admin.close()
+
+
+def _hours_ago(hours: int = 3) -> datetime:
+    """A minute boundary ``hours`` ago."""
+    return datetime.fromtimestamp((datetime.now(UTC).timestamp() - hours * 3600) // 60 * 60, UTC)
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One ticker's negative episode as the workers' rate deltas on ``news.rates``, so the
+    alerter can be tested without a model: ``baseline`` calm windows, ``burst`` negative ones
+    (fires), ``calm`` ones (resolves). Each window comes as two deltas of ``DELTA_TOTAL``
+    articles (two workers' batches) that the alerter adds up, so a delta lost or applied twice
+    shows in the folded total. It starts hours ago: history, closed by event time."""
+
+    key: str = "ACME"
+    window_s: int = 60
+    baseline: int = 10
+    burst: int = 4
+    calm: int = 10
+    t0: datetime = field(default_factory=_hours_ago)
+
+    DELTA_TOTAL = 10
+    DELTAS_PER_WINDOW = 2
+
+    @property
+    def windows(self) -> int:
+        return self.baseline + self.burst + self.calm
+
+    def deltas(self, windows: range) -> list[RateWindow]:
+        """The deltas of window numbers ``windows`` (0 is the first baseline window)."""
+        out = []
+        for w in windows:
+            negative = 8 if self.baseline <= w < self.baseline + self.burst else 1
+            start = self.t0 + timedelta(seconds=w * self.window_s)
+            end = start + timedelta(seconds=self.window_s)
+            delta = RateWindow(scope=Scope.TICKER, key=self.key, start=start, end=end,
+                               total=self.DELTA_TOTAL, negative=negative)  # fmt: skip
+            out += [delta] * self.DELTAS_PER_WINDOW
+        return out
+
+    def configured(self, settings: Settings, state_db: Path, webhook_url: str) -> Settings:
+        """``settings`` with one rule on this episode's windows, notifying ``webhook_url``
+        only, its state in ``state_db``, and a quick alert tick."""
+        alerts = {
+            "state_db": state_db,
+            "late_grace_s": 30 * 86400,  # history: event time, not the wall clock, closes windows
+            "notifiers": {"hook": {"type": "webhook", "url": webhook_url}},
+            "rules": [
+                {
+                    "name": "episode",
+                    "scope": "ticker",
+                    "window_s": self.window_s,
+                    "params": {"warmup": 6, "cooldown": 3, "resolve_after": 2},
+                    "notifiers": ["hook"],
+                }
+            ],
+        }
+        stream = {"window_s": self.window_s, "alert_tick_s": 0.5, "batch_within_s": 0.1}
+        return settings.model_copy(
+            update={
+                "stream": settings.stream.model_copy(update=stream),
+                "alerts": type(settings.alerts).model_validate(alerts),
+            }
+        )
+
+    def applied(self, saved: dict[str, Any] | None) -> list[int]:
+        """Deltas folded into each window, from the alerter's saved windows (``read_state`` of
+        ``alerts.state_db`` with suffix ``.windows.json``)."""
+        keys = (saved or {}).get("rates", {}).get("keys", {})
+        folded = keys.get(f"{Scope.TICKER.value}|{self.key}", {}).get("windows", [])
+        totals = {RateWindow.model_validate(w).start: w["total"] for w in folded}
+        starts = (self.t0 + timedelta(seconds=w * self.window_s) for w in range(self.windows))
+        return [totals.get(s, 0) // self.DELTA_TOTAL for s in starts]
+
+
+class Webhook:
+    """A real HTTP receiver on 127.0.0.1 recording what the webhook notifier POSTs."""
+
+    def __init__(self) -> None:
+        self.payloads: list[dict] = []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                hook.payloads.append(json.loads(body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def events(self) -> list[tuple[str, str, str]]:
+        """(status, ticker, alert id) of every notification, in order."""
+        return [(p["status"], p["alert"]["key"], p["alert"]["id"]) for p in self.payloads]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

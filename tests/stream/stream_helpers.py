@@ -1,14 +1,13 @@
-"""Helpers for the stream tests: article factories, scorer and registry doubles, a webhook."""
+"""Helpers for the stream tests: article factories, scorer and registry doubles, a webhook
+(``stream.sandbox.Webhook``, shared with ``finpulse bench faults``)."""
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from finpulse.contracts import Article, ScoredArticle
+from stream.sandbox import Webhook  # noqa: F401  (re-exported for the tests)
 from stream.scoring import Prediction
 
 T0 = datetime(2026, 1, 2, 10, 0, tzinfo=UTC)
@@ -75,34 +74,3 @@ class FakeModels:
             raise OSError(f"model {version} is corrupt")
         self.loaded.append(version)
         return KeywordScorer(version, **self.scorer_kw)
-
-
-class Webhook:
-    """A real HTTP receiver on 127.0.0.1 recording what the webhook notifier POSTs."""
-
-    def __init__(self) -> None:
-        self.payloads: list[dict] = []
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                hook.payloads.append(json.loads(body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def events(self) -> list[tuple[str, str, str]]:
-        """(status, ticker, alert id) of every notification, in order."""
-        return [(p["status"], p["alert"]["key"], p["alert"]["id"]) for p in self.payloads]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()

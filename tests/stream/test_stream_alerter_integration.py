@@ -8,22 +8,16 @@ offsets and its SQLite state across a crash.
 from __future__ import annotations
 
 import signal
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
-from stream_helpers import Webhook
 from test_stream_integration import STARTUP_S
 
-from finpulse.contracts import RateWindow, Scope, encode
 from finpulse.settings import Settings
-from stream.sandbox import Sandbox
+from stream.sandbox import Episode, Sandbox, Webhook
 from stream.worker import RatesTopicError, check_rates_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-WINDOW_S = 60
-BASELINE, BURST, CALM = 10, 4, 10
 
 
 @pytest.fixture
@@ -34,60 +28,30 @@ def webhook():
 
 
 @pytest.fixture
-def box(tmp_path, webhook, kafka_bootstrap, elasticsearch_url):
-    settings = Settings(
-        kafka={"bootstrap_servers": kafka_bootstrap},
-        elasticsearch={"url": elasticsearch_url},
-        stream={"window_s": WINDOW_S, "alert_tick_s": 0.5, "batch_within_s": 0.1},
-        alerts={
-            "state_db": tmp_path / "alerts.db",
-            "late_grace_s": 30 * 86400,  # history: event time, not the wall clock, closes windows
-            "notifiers": {"hook": {"type": "webhook", "url": webhook.url}},
-            "rules": [
-                {
-                    "name": "it-alerter",
-                    "scope": "ticker",
-                    "window_s": WINDOW_S,
-                    "params": {"warmup": 6, "cooldown": 3, "resolve_after": 2},
-                    "notifiers": ["hook"],
-                }
-            ],
-        },
-    )
-    sandbox = Sandbox(settings, tmp_path, prefix="it")
+def episode():
+    return Episode()
+
+
+@pytest.fixture
+def box(tmp_path, webhook, episode, kafka_bootstrap, elasticsearch_url):
+    settings = Settings(kafka={"bootstrap_servers": kafka_bootstrap},
+                        elasticsearch={"url": elasticsearch_url})  # fmt: skip
+    sandbox = Sandbox(episode.configured(settings, tmp_path / "alerts.db", webhook.url),
+                      tmp_path, prefix="it")  # fmt: skip
     yield sandbox
     sandbox.close()
 
 
-def send_windows(box: Sandbox, t0: datetime, windows: range) -> None:
-    for w in windows:
-        negative = 8 if BASELINE <= w < BASELINE + BURST else 1
-        for _ in range(2):  # two workers' batches: the alerter adds them up to 20
-            window = RateWindow(
-                scope=Scope.TICKER,
-                key="ACME",
-                start=t0 + timedelta(seconds=w * WINDOW_S),
-                end=t0 + timedelta(seconds=(w + 1) * WINDOW_S),
-                total=10,
-                negative=negative,
-            )
-            box.producer.send(
-                box.settings.kafka.rates_topic, key=b"ticker|ACME", value=encode(window)
-            )
-    box.producer.flush(30)
-
-
-def test_the_alerter_pages_once_and_resolves_across_a_sigkill(box, webhook):
-    t0 = datetime.fromtimestamp((datetime.now(UTC).timestamp() - 3 * 3600) // 60 * 60, UTC)
+def test_the_alerter_pages_once_and_resolves_across_a_sigkill(box, webhook, episode):
     first = box.start_worker(18066, alerter=True)
-    send_windows(box, t0, range(BASELINE + 2))
+    box.send_windows(episode.deltas(range(episode.baseline + 2)))
     box.wait_for(lambda: webhook.events(), STARTUP_S, "the page")
     (fired,) = webhook.events()
     assert fired[:2] == ("firing", "ACME")
     first.send_signal(signal.SIGKILL)
     first.wait(10)
     box.start_worker(18066, alerter=True)
-    send_windows(box, t0, range(BASELINE + 2, BASELINE + BURST + CALM))
+    box.send_windows(episode.deltas(range(episode.baseline + 2, episode.windows)))
     box.wait_for(lambda: len(webhook.events()) >= 2, STARTUP_S, "the resolve")
     assert webhook.events() == [fired, ("resolved", "ACME", fired[2])]  # no re-page, no loss
 
