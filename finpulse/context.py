@@ -5,7 +5,9 @@ Kept apart from :mod:`finpulse.cli` so package CLIs can import it while the root
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from types import ModuleType
 
 import typer
 
@@ -29,3 +31,19 @@ class State:
 def settings_from(ctx: typer.Context) -> Settings:
     """The effective settings for a subcommand (loaded once; errors are reported by main)."""
     return ctx.find_root().obj.settings
+
+
+def tool(name: str) -> ModuleType:
+    """Import ``tools.<name>``; a worker image leaves the tools out, so say so in one line."""
+    try:
+        return importlib.import_module(f"tools.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not (exc.name == "tools" or exc.name.startswith("tools.")):
+            raise
+        typer.secho(
+            f"error: tools.{name} is a developer tool and is not installed here; "
+            "run it from a source checkout (pip install -e .)",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(2) from None
