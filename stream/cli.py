@@ -14,7 +14,7 @@ from kafka.errors import KafkaError
 from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 from rich.console import Console
 
-from finpulse.context import settings_from
+from finpulse.context import settings_from, tool
 from finpulse.logrepeat import quiet_repeats
 from finpulse.settings import Settings
 from ingest.presets import PresetError
@@ -240,9 +240,8 @@ def bench_pipeline(
     model: Model = None,
 ) -> None:
     """Replay N articles through Kafka → worker(s) → Elasticsearch; print JSON."""
-    from stream.bench import main as bench_main
-
-    bench_main(settings_from(ctx), n=n, workers=[int(w) for w in workers.split(",")],
+    bench = tool("stream.bench")
+    bench.main(settings_from(ctx), n=n, workers=[int(w) for w in workers.split(",")],
                embedded=embedded, model=model)  # fmt: skip
 
 
@@ -253,10 +252,10 @@ def bench_faults(
     ] = None,
 ) -> None:
     """Crash, outage and poison scenarios on the real services; print JSON, exit 1 on a loss."""
-    from stream.bench_faults import SCENARIOS
-    from stream.bench_faults import main as faults_main
-
-    if scenario is not None and scenario not in SCENARIOS:
-        err.print(f"[red]error:[/red] no scenario {scenario!r}; one of: {', '.join(SCENARIOS)}")
+    faults = tool("stream.faults")
+    if scenario is not None and scenario not in faults.SCENARIOS:
+        err.print(
+            f"[red]error:[/red] no scenario {scenario!r}; one of: {', '.join(faults.SCENARIOS)}"
+        )
         raise typer.Exit(2)
-    raise typer.Exit(faults_main(settings_from(ctx), scenario))
+    raise typer.Exit(faults.main(settings_from(ctx), scenario))

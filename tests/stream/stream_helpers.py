@@ -1,5 +1,5 @@
 """Helpers for the stream tests: article factories, scorer and registry doubles, a webhook
-(``stream.sandbox.Webhook``, shared with ``finpulse bench faults``)."""
+(``tools.stream.sandbox.Webhook``, shared with ``finpulse bench faults``)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from finpulse.contracts import Article, ScoredArticle
-from stream.sandbox import Webhook  # noqa: F401  (re-exported for the tests)
 from stream.scoring import Prediction
+from tools.stream.sandbox import Webhook  # noqa: F401  (re-exported for the tests)
 
 T0 = datetime(2026, 1, 2, 10, 0, tzinfo=UTC)
 

@@ -14,8 +14,8 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from test_stream_integration import STARTUP_S
 
 from finpulse.settings import Settings
-from stream.sandbox import Episode, Sandbox, Webhook
 from stream.worker import RatesTopicError, check_rates_topic
+from tools.stream.sandbox import Episode, Sandbox, Webhook
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

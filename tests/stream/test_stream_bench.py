@@ -3,7 +3,7 @@
 import os
 import time
 
-from stream.bench import cpu_seconds, cpu_share
+from tools.stream.bench import cpu_seconds, cpu_share
 
 ME = "bench (producer, polling)"
 
@@ -31,9 +31,9 @@ def test_scorer_alone_keeps_batches_in_flight_like_a_worker():
 
     from prometheus_client import CollectorRegistry
 
-    from stream.bench import scorer_throughput
     from stream.metrics import StreamMetrics
     from stream.scoring import BatchScorer
+    from tools.stream.bench import scorer_throughput
 
     seen: dict[str, int] = {"now": 0, "most": 0, "calls": 0}
     lock = threading.Lock()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from finpulse.settings import Settings
-from stream.bench_faults import SCENARIOS, Faults, configured
+from tools.stream.faults import SCENARIOS, Faults, configured
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

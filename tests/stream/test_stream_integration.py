@@ -1,6 +1,6 @@
 """Workers against the real local Kafka and Elasticsearch, scoring with a real tiny model.
 
-Each test gets its own :class:`~stream.sandbox.Sandbox` (topics, consumer group, index).
+Each test gets its own :class:`~tools.stream.sandbox.Sandbox` (topics, consumer group, index).
 Workers are subprocesses (``python -m stream.worker``) so they can be SIGKILLed like a
 crashed machine. The machine is shared and loaded: every wait polls, with generous bounds.
 """
@@ -18,7 +18,7 @@ from kafka import KafkaConsumer
 
 from finpulse.contracts import Article
 from finpulse.settings import Settings
-from stream.sandbox import Sandbox
+from tools.stream.sandbox import Sandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -2,7 +2,7 @@
 
 Prints one JSON object. The scorer alone is timed on the same texts in this process, with
 as many batches in flight as a worker keeps (``stream.score_concurrency``). Per
-worker count, in a fresh :class:`~stream.sandbox.Sandbox`: a warm-up (workers up, model
+worker count, in a fresh :class:`~tools.stream.sandbox.Sandbox`: a warm-up (workers up, model
 loaded, group settled), then a flat-out burst — articles/s from the first produce to the
 last ``indexed_at``, and the steady rate without the burst's fill and drain — then a
 replay paced at half that rate, whose fetch-to-indexed latency (``indexed_at -
@@ -35,10 +35,10 @@ from model.device import usable_cpus
 from stream.deadletter import JsonlDeadLetters
 from stream.embedded import EmbeddedRunner
 from stream.metrics import StreamMetrics
-from stream.sandbox import Sandbox
 from stream.scoring import BatchScorer, RegistryModels
 from stream.sinks.sqlite import SqliteStore
 from stream.writer import StoreWriter
+from tools.stream.sandbox import Sandbox
 
 err = Console(stderr=True)
 WARMUP = 200

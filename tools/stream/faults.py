@@ -1,7 +1,7 @@
 """Fault-injection suite (``finpulse bench faults``): crashes, outages and poison on the real
 services, counted article by article.
 
-Every scenario runs in one :class:`~stream.sandbox.Sandbox` (its own topics, group and index)
+Every scenario runs in one :class:`~tools.stream.sandbox.Sandbox` (its own topics, group and index)
 with a worker subprocess, and marks its articles with its own ``source``, so one index
 serves them all. Per scenario: ``sent`` (good articles produced), ``stored_distinct`` (of
 those, distinct ids in Elasticsearch), ``lost``, ``duplicates`` (documents beyond one per
@@ -34,8 +34,8 @@ from rich.console import Console
 from finpulse.contracts import Article, article_id, encode, utcnow
 from finpulse.settings import Settings
 from stream.deadletter import HEADER_PREFIX
-from stream.sandbox import KAFKA_TIMEOUT_MS, REPO, Episode, Sandbox, Webhook
 from stream.state import read_state
+from tools.stream.sandbox import KAFKA_TIMEOUT_MS, REPO, Episode, Sandbox, Webhook
 
 err = Console(stderr=True)
 SERVICES = REPO / "deploy" / "local" / "services.sh"
@@ -404,7 +404,7 @@ def elasticsearch_outage(f: Faults) -> Outcome:
 def alerter_restart(f: Faults) -> Outcome:
     """The alert engine (``finpulse alerter``) SIGKILLed mid-episode: after its page, with the
     burst's last windows just sent, then restarted. Its own sandbox (topics, group, alert
-    state), fed rate deltas as the workers send them (:class:`~stream.sandbox.Episode`).
+    state), fed rate deltas as the workers send them (:class:`~tools.stream.sandbox.Episode`).
 
     Counted: ``sent`` rate deltas; ``stored_distinct`` deltas folded into the alerter's saved
     windows (each once); ``lost`` deltas missing plus notifications missing (one firing, one

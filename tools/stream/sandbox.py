@@ -28,7 +28,7 @@ from finpulse.contracts import Article, RateWindow, Scope, encode, utcnow
 from finpulse.settings import Settings, to_toml
 from stream.sinks.elasticsearch import ElasticsearchStore
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 KAFKA_TIMEOUT_MS = 30_000
 
 
