@@ -1,3 +1,3 @@
-from finpulse.cli import main
+from app.cli import main
 
 main()

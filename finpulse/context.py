@@ -1,30 +1,35 @@
 """What every subcommand gets from the root ``finpulse`` command.
 
-Kept apart from :mod:`finpulse.cli` so package CLIs can import it while the root imports them.
+Package CLIs import this, never the root (:mod:`app.cli`), which imports them: the root hands
+its settings loader to :class:`State`, so loading the assembled settings needs no import of
+:mod:`app.settings` here (only its type, for the checker).
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import typer
 
-from finpulse.settings import Settings, load_settings
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 
 class State:
     """The root options, handed to subcommands through the typer context."""
 
-    def __init__(self, config: Path | None) -> None:
-        self.config = config
+    def __init__(self, config: Path | None, load: Callable[[Path | None], Settings]) -> None:
+        self.config, self._load = config, load
         self._settings: Settings | None = None
 
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            self._settings = load_settings(self.config)
+            self._settings = self._load(self.config)
         return self._settings
 
 

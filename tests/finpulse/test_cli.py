@@ -5,7 +5,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from finpulse.cli import app
+from app.cli import app
 
 runner = CliRunner()
 

@@ -1,6 +1,6 @@
 import pytest
 
-from finpulse.settings import ConfigError, Settings, load_settings, to_toml
+from app.settings import ConfigError, Settings, load_settings, to_toml
 
 
 def test_defaults_bind_loopback_and_need_no_file(tmp_path, monkeypatch):

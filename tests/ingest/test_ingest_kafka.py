@@ -11,9 +11,9 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client import CollectorRegistry
 from typer.testing import CliRunner
 
-from finpulse.cli import app
+from app.cli import app
+from finpulse.config import KafkaSettings
 from finpulse.contracts import Article, article_id, decode
-from finpulse.settings import KafkaSettings
 from ingest.sinks.kafka_sink import KafkaSink
 
 pytestmark = pytest.mark.integration

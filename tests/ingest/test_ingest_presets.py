@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from finpulse.cli import app
+from app.cli import app
 from ingest.crawler import Crawler
 from ingest.presets import GROUPS, PRESETS
 from ingest.sinks import CallbackSink

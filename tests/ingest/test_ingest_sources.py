@@ -116,7 +116,7 @@ def test_replay_missing_column_is_a_clear_error(tmp_path):
 
 
 def test_ingest_config_round_trips_through_toml(tmp_path):
-    from finpulse.settings import Settings, load_settings, to_toml
+    from app.settings import Settings, load_settings, to_toml
 
     settings = Settings(
         ingest={

@@ -1,0 +1,1 @@
+"""The ``finpulse`` command and the assembled settings: imports every package, imported by none."""
