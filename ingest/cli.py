@@ -57,7 +57,6 @@ def _kafka_sink(settings: Settings, registry: CollectorRegistry, topic: str | No
         settings.kafka,
         topic=topic,
         spool_path=ing.spool_path,
-        linger_ms=ing.producer_linger_ms,
         delivery_retries=ing.delivery_retries,
         registry=registry,
     )

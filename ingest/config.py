@@ -103,7 +103,6 @@ class IngestSettings(BaseModel):
     watchlist_file: str | None = None
     company_tickers_file: Path | None = None  # SEC company_tickers.json: CIK -> ticker for all
     spool_path: Path = Path("var/ingest-spool.jsonl")
-    producer_linger_ms: int = Field(default=20, ge=0)
     delivery_retries: int = Field(default=3, ge=0, description="re-sends after the client gives up")
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=18001, ge=0, le=65535)

@@ -32,7 +32,7 @@ from finpulse.retry import backoff_s
 from ingest.sinks.base import DeliveryError, Sink
 
 if TYPE_CHECKING:
-    from finpulse.settings import KafkaSettings
+    from finpulse.config import KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,6 @@ class KafkaSink(Sink):
         *,
         topic: str | None = None,
         spool_path: Path = Path("var/ingest-spool.jsonl"),
-        linger_ms: int = 20,
         delivery_retries: int = 3,
         retry_backoff_s: float = 0.5,
         probe_every_s: float = 30.0,
@@ -109,7 +108,7 @@ class KafkaSink(Sink):
         producer_factory: Callable[..., Any] = KafkaProducer,
     ) -> None:
         self.kafka, self.topic = kafka, topic or kafka.raw_topic
-        self.spool_path, self.linger_ms = Path(spool_path), linger_ms
+        self.spool_path = Path(spool_path)
         self.delivery_retries, self.retry_backoff_s = delivery_retries, retry_backoff_s
         self.create_topic, self._factory = create_topic, producer_factory
         self.failures = Counter(
@@ -126,7 +125,7 @@ class KafkaSink(Sink):
 
     @property
     def delivery_timeout_s(self) -> float:
-        return self.kafka.request_timeout_s + self.linger_ms / 1000 + 1.0
+        return self.kafka.request_timeout_s + self.kafka.producer_linger_s + 1.0
 
     async def start(self) -> None:
         try:
@@ -153,7 +152,7 @@ class KafkaSink(Sink):
             enable_idempotence=True,
             retries=5,
             max_in_flight_requests_per_connection=5,
-            linger_ms=self.linger_ms,
+            linger_ms=round(self.kafka.producer_linger_s * 1000),
             max_block_ms=int(self.kafka.request_timeout_s * 1000),
             delivery_timeout_ms=int(self.delivery_timeout_s * 1000) - 1000,
         )

@@ -6,8 +6,8 @@ import time
 
 from prometheus_client import CollectorRegistry
 
+from finpulse.config import KafkaSettings
 from finpulse.contracts import Article, decode
-from finpulse.settings import KafkaSettings
 from ingest.sinks.kafka_sink import KafkaSink
 
 
@@ -127,3 +127,18 @@ def test_a_producer_stuck_after_a_broker_restart_is_replaced_and_delivers(tmp_pa
     sink = asyncio.run(run())
     assert (sink.delivered, sink.spooled, len(made)) == (1, 0, 2)
     assert made[1].sent == [article(0).id.encode()]
+
+
+def test_the_producer_lingers_kafka_producer_linger_s_like_the_worker(tmp_path):
+    seen = {}
+
+    def factory(**cfg):
+        seen.update(cfg)
+        return Producer()
+
+    sink = KafkaSink(KafkaSettings(producer_linger_s=0.025), create_topic=False,
+                     spool_path=tmp_path / "s.jsonl", registry=CollectorRegistry(),
+                     producer_factory=factory)  # fmt: skip
+    sink._new_producer()
+    assert seen["linger_ms"] == 25
+    assert sink.delivery_timeout_s == 30.0 + 0.025 + 1.0
