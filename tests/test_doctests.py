@@ -6,7 +6,7 @@ import pkgutil
 
 import pytest
 
-PACKAGES = ["finpulse", "ingest", "stream", "model", "alerts", "dashboard"]
+PACKAGES = ["app", "finpulse", "ingest", "stream", "model", "alerts", "dashboard"]
 
 
 def _modules() -> list[str]:
