@@ -5,7 +5,7 @@ Positives: each text paired with a copy carrying one realistic wire-republish ed
 swapped, or two edits at once). Negatives: every pair of distinct texts in the files
 (texts equal after :func:`near_dup_text` are true repeats and are counted separately).
 
-    python -m ingest.eval_neardup --data ../shared/data --threshold 0.5 --shingle 5
+    python -m tools.ingest.eval_neardup --data ../shared/data --threshold 0.5 --shingle 5
 """
 
 from __future__ import annotations

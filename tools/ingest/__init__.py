@@ -1,0 +1,1 @@
+"""Ingest developer tools: the near-duplicate precision/recall evaluation."""
