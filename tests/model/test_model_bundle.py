@@ -8,7 +8,7 @@ import pytest
 
 from model.bundle import MANIFEST, BundleError, _pack, export_bundle, import_bundle
 from model.registry import Registry
-from model.tiny import train_tiny_model
+from tools.model.tiny import train_tiny_model
 
 
 @pytest.fixture(scope="module")

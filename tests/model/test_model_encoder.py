@@ -9,7 +9,7 @@ from safetensors.numpy import load_file
 
 from model.encoder import load_backbone, load_tokenizer
 from model.network import build_network, compile_forward
-from model.tiny import make_tiny_base
+from tools.model.tiny import make_tiny_base
 
 
 def _layer_norm(x, g, b, eps=1e-12):

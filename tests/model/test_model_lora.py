@@ -6,7 +6,7 @@ import pytest
 from model import lora
 from model.artifact import ADAPTER_FILE, ENCODER_DIR, load_network
 from model.encoder import load_backbone, load_tokenizer, pad, tokenize
-from model.tiny import train_tiny_model
+from tools.model.tiny import train_tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from model.encoder import BaseModelError, load_backbone
 from model.onnx_import import import_onnx
-from model.tiny import make_tiny_base
+from tools.model.tiny import make_tiny_base
 
 
 def _export_like_hf(weights: dict[str, np.ndarray], path, *, orphan: bool = False) -> None:

@@ -1,8 +1,8 @@
 from model.data import Labeled
 from model.registry import Registry
 from model.retrain import decide, retrain
-from model.tiny import tiny_settings, toy_rows
 from model.train import TrainData
+from tools.model.tiny import tiny_settings, toy_rows
 
 
 def test_decide():

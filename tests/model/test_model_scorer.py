@@ -102,7 +102,7 @@ def test_usable_cpus_follow_the_container_quota(tmp_path):
 PARALLEL_SCRIPT = """
 import json, sys
 from model.scorer import Scorer
-from model.tiny import tiny_settings
+from tools.model.tiny import tiny_settings
 settings = tiny_settings(sys.argv[1]).model_copy(update={"cpu_parallel_batches": 2})
 scorer = Scorer.load("champion", settings)
 import tensorflow as tf

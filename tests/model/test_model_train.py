@@ -8,8 +8,8 @@ import pytest
 from model.data import Labeled, holdout_mask
 from model.registry import Registry
 from model.scorer import Scorer
-from model.tiny import tiny_settings, toy_rows, train_tiny_model
 from model.train import Context, TaskLoss, TrainData, _targets, class_weights, train_model
+from tools.model.tiny import tiny_settings, toy_rows, train_tiny_model
 
 
 def _by_task(rows: list[dict]) -> dict[str, Labeled]:

@@ -52,8 +52,8 @@ def model_settings(tmp_path_factory) -> dict:
     from model.labels import TOPICS
     from model.registry import Registry
     from model.scorer import Scorer
-    from model.tiny import tiny_settings
     from model.train import TrainData, train_model
+    from tools.model.tiny import tiny_settings
 
     root = tmp_path_factory.mktemp("alert-models")
     base = tiny_settings(root)

@@ -29,7 +29,7 @@ WORDS = ["shares plunge on loss", "stock beat strong growth", "market flat today
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory, kafka_bootstrap, elasticsearch_url) -> Settings:
-    from model.tiny import tiny_settings, train_tiny_model
+    from tools.model.tiny import tiny_settings, train_tiny_model
 
     root = tmp_path_factory.mktemp("models")
     train_tiny_model(root)

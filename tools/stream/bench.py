@@ -37,7 +37,6 @@ from stream.embedded import EmbeddedRunner
 from stream.metrics import StreamMetrics
 from stream.scoring import BatchScorer, RegistryModels
 from stream.sinks.sqlite import SqliteStore
-from stream.writer import StoreWriter
 from tools.stream.sandbox import Sandbox
 
 err = Console(stderr=True)
@@ -204,14 +203,10 @@ def embedded_bench(settings: Settings, data: list[str], model: str | None, tmp: 
     store = SqliteStore(tmp / "bench-embedded.db")
     letters = JsonlDeadLetters(tmp / "bench-dl.jsonl")
     scorer = BatchScorer(RegistryModels(settings.model, pin=model), metrics)
-    runner = EmbeddedRunner(
-        settings.stream,
-        scorer,
-        StoreWriter(store, metrics, letters),
-        metrics,
-        letters,
+    runner = EmbeddedRunner.create(
+        settings.stream, scorer, store, letters, metrics,
         evidence_size=settings.alerts.evidence_size,
-    )
+    )  # fmt: skip
     articles = make_articles(data, "embedded")
 
     async def feed() -> None:
@@ -235,7 +230,7 @@ def _model(settings: Settings, model: str | None, tmp: Path) -> tuple[Settings, 
         return settings, f"pinned: {model}"
     if RegistryModels(settings.model).champion_version():
         return settings, f"champion of {settings.model.registry_dir}"
-    from model.tiny import tiny_settings, train_tiny_model
+    from tools.model.tiny import tiny_settings, train_tiny_model
 
     err.print(f"no champion in {settings.model.registry_dir}: training a tiny model")
     train_tiny_model(tmp / "models")

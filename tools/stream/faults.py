@@ -563,7 +563,7 @@ def run(settings: Settings, names: list[str], workdir: Path) -> dict[str, Any]:
 
 def configured(settings: Settings, workdir: Path) -> Settings:
     """Tiny model (the suite is about faults, not accuracy), quick retries, 4 partitions."""
-    from model.tiny import tiny_settings, train_tiny_model
+    from tools.model.tiny import tiny_settings, train_tiny_model
 
     err.print("training a tiny model for the workers")
     train_tiny_model(workdir / "models")

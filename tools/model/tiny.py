@@ -127,7 +127,7 @@ def train_tiny_model(
         for task in ("topic", "sentiment")
     }
     # Made-up rows: recorded as generated, and promoted only because tests ask explicitly.
-    source = {"name": "toy rows (model/tiny.py)", "generated": True}
+    source = {"name": "toy rows (tools/model/tiny.py)", "generated": True}
     info = train_model(method, settings, TrainData(by_task, by_task, source), progress=False)
     if not promote:
         return info

@@ -1,0 +1,1 @@
+"""Model tools: the tiny test encoder and the scoring benchmark."""
