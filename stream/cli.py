@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from kafka.errors import KafkaError
@@ -26,7 +26,9 @@ from stream.scoring import BatchScorer, NoModelError, RegistryModels
 from stream.sinks.sqlite import SqliteStore
 from stream.state import StateError, StateLock
 from stream.worker import RatesTopicError, alerting_from, run_alerter, run_worker
-from stream.writer import StoreWriter
+
+if TYPE_CHECKING:
+    from ingest.crawler import Crawler
 
 err = Console(stderr=True, soft_wrap=True)  # an error is one line, however long
 
@@ -103,28 +105,12 @@ def run(
     alerts: Annotated[bool, typer.Option(help="Run the alert engine.")] = True,
 ) -> None:
     """Crawl (or replay), score, store in SQLite and alert, all in one process."""
-    if not embedded:
-        err.print("[red]error:[/red] only --embedded is supported here; the Kafka path is "
-                  "`finpulse crawl` + `finpulse worker`")  # fmt: skip
-        raise typer.Exit(2)
-    if preset and replay is not None:
-        err.print("[red]error:[/red] --preset crawls live sources; it cannot be used with --replay")
-        raise typer.Exit(2)
-    if replay is not None and not replay.is_file():
-        err.print(f"[red]error:[/red] file not found: {replay}")
-        raise typer.Exit(2)
+    _check_run(embedded=embedded, preset=preset, replay=replay)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     quiet_repeats()
-    settings = settings_from(ctx)
-    if preset:  # the named presets replace ingest.sources
-        try:
-            ingest, _ = apply_presets(settings.ingest, preset)
-        except PresetError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from None
-        settings = settings.model_copy(update={"ingest": ingest})
+    settings = _with_presets(settings_from(ctx), preset)
     try:
         stats = asyncio.run(
             run_embedded(
@@ -143,6 +129,32 @@ def run(
         f"received {stats.received}, scored {stats.scored}, new in store {stats.new}, "
         f"dead letters {stats.deadletters}, alerts {stats.alerts}"
     )
+
+
+def _check_run(*, embedded: bool, preset: list[str] | None, replay: Path | None) -> None:
+    """Options of ``run`` that cannot go together, each refused in one line (exit 2)."""
+    if not embedded:
+        err.print("[red]error:[/red] only --embedded is supported here; the Kafka path is "
+                  "`finpulse crawl` + `finpulse worker`")  # fmt: skip
+        raise typer.Exit(2)
+    if preset and replay is not None:
+        err.print("[red]error:[/red] --preset crawls live sources; it cannot be used with --replay")
+        raise typer.Exit(2)
+    if replay is not None and not replay.is_file():
+        err.print(f"[red]error:[/red] file not found: {replay}")
+        raise typer.Exit(2)
+
+
+def _with_presets(settings: Settings, preset: list[str] | None) -> Settings:
+    """``settings`` whose ingest sources are the named presets (when any)."""
+    if not preset:
+        return settings
+    try:
+        ingest, _ = apply_presets(settings.ingest, preset)
+    except PresetError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    return settings.model_copy(update={"ingest": ingest})
 
 
 async def run_embedded(
@@ -174,46 +186,21 @@ async def run_embedded(
             RegistryModels(settings.model, pin=model), metrics, check_every_s=s.model_check_s
         )
         store = SqliteStore(settings.store.sqlite_path)
-        letters = JsonlDeadLetters(s.deadletter_path)
-        writer = StoreWriter(
-            store,
-            metrics,
-            letters,
-            retry_initial_s=s.store_retry_initial_s,
-            retry_max_s=s.store_retry_max_s,
-        )
         alerting = alerting_from(settings, registry) if alerts else None
-        runner = EmbeddedRunner(
-            s,
-            scorer,
-            writer,
-            metrics,
-            letters,
-            evidence_size=settings.alerts.evidence_size,
-            alerts=alerting,
+        runner = EmbeddedRunner.create(
+            s, scorer, store, JsonlDeadLetters(s.deadletter_path), metrics,
+            evidence_size=settings.alerts.evidence_size, alerts=alerting,
             rates_state=settings.store.sqlite_path.with_suffix(".rates.json"),
-        )
+        )  # fmt: skip
         sources = replay and [ReplayOptions(path=replay, rate=rate, time_column=time_column)]
         sink = CallbackSink(runner.put)
         crawler = Crawler(settings.ingest, sink, sources=sources, registry=registry)
-
-        async def feed() -> None:
-            async with crawler:
-                if replay:
-                    await crawler.run_once()
-                    return
-                stop = asyncio.Event()
-                loop = asyncio.get_running_loop()
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    loop.add_signal_handler(sig, stop.set)
-                await crawler.run_forever(stop)
-
         if serve_metrics:
             server, _ = start_http_server(
                 settings.metrics.port, addr=settings.metrics.host, registry=registry
             )
         try:
-            return await runner.run(feed())
+            return await runner.run(_feed(crawler, once=replay is not None))
         finally:
             if alerting is not None:
                 await alerting.close()
@@ -221,6 +208,19 @@ async def run_embedded(
             if serve_metrics:
                 server.shutdown()
                 server.server_close()
+
+
+async def _feed(crawler: Crawler, *, once: bool) -> None:
+    """The crawler's articles: a replay once through, else until SIGINT/SIGTERM."""
+    async with crawler:
+        if once:
+            await crawler.run_once()
+            return
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await crawler.run_forever(stop)
 
 
 def _lock_state(settings: Settings, *, alerts: bool) -> contextlib.ExitStack:

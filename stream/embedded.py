@@ -1,8 +1,9 @@
 """The whole pipeline in one process: sources → score → store → rates → alerts.
 
-The same core as the Faust workers, driven by bounded asyncio queues instead of Kafka:
-when the store is down the writer retries, the queues fill and the sources are paused by
-back-pressure — nothing is dropped. This is what the demo and a single-machine user run.
+The same core as the Faust workers (``stream/pipeline.py``), driven by bounded asyncio queues
+instead of Kafka: when the store is down the writer retries, the queues fill and the sources
+are paused by back-pressure — nothing is dropped. This is what the demo and a single-machine
+user run.
 
 The running rate windows are saved beside the store after every batch (``rates_state``),
 so a restart neither forgets the counts of the open windows nor counts an article twice
@@ -18,15 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from finpulse.contracts import Article, ScoredArticle, encode
-from stream.aggregate import RateAggregator
+from finpulse.contracts import Article, ScoredArticle
 from stream.alerting import Alerting
 from stream.config import StreamSettings
-from stream.deadletter import DeadLetter, DeadLetterSink, Reason
+from stream.deadletter import DeadLetterSink
 from stream.metrics import StreamMetrics
+from stream.pipeline import Pipeline, RunningWindows
 from stream.scoring import BatchScorer
-from stream.state import read_state, write_state
-from stream.writer import StoreWriter
+from stream.sinks.base import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -61,27 +61,44 @@ async def take(queue: asyncio.Queue[T], max_: int, within: float) -> list[T]:
 
 
 class EmbeddedRunner:
+    """Ingest → :meth:`put` → bounded queues → the :class:`Pipeline`'s steps → the windows."""
+
     def __init__(
         self,
         settings: StreamSettings,
-        scorer: BatchScorer,
-        writer: StoreWriter,
+        pipeline: Pipeline,
+        windows: RunningWindows,
         metrics: StreamMetrics,
-        deadletters: DeadLetterSink,
-        *,
-        evidence_size: int,
-        alerts: Alerting | None = None,
-        rates_state: Path | None = None,
     ) -> None:
-        self.settings, self.scorer, self.writer = settings, scorer, writer
-        self.metrics, self.deadletters = metrics, deadletters
-        self.alerts, self.rates_state = alerts, rates_state
-        self.rates = _load_rates(rates_state, settings.rate_args(evidence_size))
+        self.settings, self.pipeline, self.windows = settings, pipeline, windows
+        self.metrics, self.alerts = metrics, windows.alerting
         self.stats = RunStats()
         self._raw: asyncio.Queue[Article] = asyncio.Queue(settings.queue_size)
         self._scored: asyncio.Queue[list[ScoredArticle]] = asyncio.Queue(
             max(1, settings.queue_size // settings.batch_size)
         )
+
+    @classmethod
+    def create(
+        cls,
+        settings: StreamSettings,
+        scorer: BatchScorer,
+        store: Store,
+        deadletters: DeadLetterSink,
+        metrics: StreamMetrics,
+        *,
+        evidence_size: int,
+        alerts: Alerting | None = None,
+        rates_state: Path | None = None,
+    ) -> EmbeddedRunner:
+        """A runner whose windows carry on from ``rates_state`` (when given)."""
+        rate_args = settings.rate_args(evidence_size)
+        windows = RunningWindows.restore(rates_state, rate_args, alerts)
+        pipeline = Pipeline(
+            scorer, store, deadletters, metrics, counter=windows.rates.counter,
+            retry_initial_s=settings.store_retry_initial_s, retry_max_s=settings.store_retry_max_s,
+        )  # fmt: skip
+        return cls(settings, pipeline, windows, metrics)
 
     async def put(self, article: Article) -> None:
         """The way in for ingest (``CallbackSink(runner.put)``); waits while the queue is full."""
@@ -95,7 +112,7 @@ class EmbeddedRunner:
         A feed is a coroutine that calls :meth:`put`, e.g. the ingest crawler with a
         ``CallbackSink(runner.put)``, or :meth:`drain` of an async iterable of articles.
         """
-        await asyncio.to_thread(self.scorer.refresh, True)  # fail fast without a model
+        await asyncio.to_thread(self.pipeline.scorer.refresh, True)  # fail fast without a model
 
         async def feed_all() -> None:
             await asyncio.gather(*feeds)
@@ -115,6 +132,7 @@ class EmbeddedRunner:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            self.stats.deadletters = self.pipeline.dead.count
         return self.stats
 
     async def drain(self, source: AsyncIterable[Article]) -> None:
@@ -129,44 +147,24 @@ class EmbeddedRunner:
             articles = [a for a in batch if a is not _DONE]
             self.metrics.consumer_lag.labels("embedded", "0").set(self._raw.qsize())
             if articles:
-                result = await asyncio.to_thread(self.scorer.score, articles)
-                for article, error in result.failed:
-                    await self._dead(DeadLetter(Reason.SCORING_FAILED, error, encode(article)))
-                self.stats.scored += len(result.scored)
-                if result.scored:
-                    await self._scored.put(result.scored)
+                scored = (await self.pipeline.score_articles(articles)).articles
+                self.stats.scored += len(scored)
+                if scored:
+                    await self._scored.put(scored)
             if done:
                 await self._scored.put(_DONE)
                 return
 
     async def _store(self) -> None:
         while (scored := await self._scored.get()) is not _DONE:
-            new = await self.writer.write(scored)
-            self.stats.new += len(new)
-            windows = self.rates.fold(self.metrics.count_rates(self.rates.counter, new))
-            if new and self.rates_state is not None:
-                await asyncio.to_thread(write_state, self.rates_state, self.rates.to_dict())
-            self.stats.windows += len(windows)
-            if self.alerts is not None:
-                self.stats.alerts += len(await self.alerts.process(windows))
+            stored = await self.pipeline.store_articles(scored)
+            folded = await self.windows.fold(stored.deltas)
+            self.stats.new += len(stored.new)
+            self.stats.windows += len(folded.windows)
+            self.stats.alerts += len(folded.alerts)
 
     async def _tick(self) -> None:
         assert self.alerts is not None
         while True:
             await asyncio.sleep(self.settings.alert_tick_s)
             self.stats.alerts += len(await self.alerts.tick())
-
-    async def _dead(self, letter: DeadLetter) -> None:
-        self.stats.deadletters += 1
-        self.metrics.deadletters.labels(letter.reason.value).inc()
-        await self.deadletters.put(letter)
-
-
-def _load_rates(
-    path: Path | None, rate_args: tuple[tuple[int, int, int], dict[str, Any]]
-) -> RateAggregator:
-    data = read_state(path)
-    args, limits = rate_args
-    if data is None:
-        return RateAggregator(*args, **limits)
-    return RateAggregator.from_dict(data, *args, **limits)

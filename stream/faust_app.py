@@ -1,4 +1,4 @@
-"""The Kafka driver: Faust agents around the plain-Python core.
+"""The Kafka driver: Faust agents around the plain-Python core (``stream/pipeline.py``).
 
 Workers (:func:`create_app`), as many as there are partitions:
 
@@ -22,35 +22,31 @@ with the reason in headers and the original bytes as the value; the agents keep 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import faust
 from aiokafka.errors import MessageSizeTooLargeError
 from faust.exceptions import ProducerSendError
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
-from pydantic import BaseModel
 
-from finpulse.contracts import Article, RateWindow, ScoredArticle, encode
+from finpulse.contracts import RateWindow, encode
 from finpulse.settings import Settings
-from stream.aggregate import RateAggregator, RateCounter, scope_partition_key
+from stream.aggregate import RateCounter, scope_partition_key
 from stream.alerting import Alerting
-from stream.deadletter import DeadLetter, Reason, decode_or_deadletter
+from stream.deadletter import DeadLetter, Reason
 from stream.metrics import StreamMetrics
+from stream.pipeline import DeadLetters, Message, Pipeline, RunningWindows, decode
 from stream.scoring import BatchScorer
 from stream.sinks.base import Store
-from stream.state import read_state, write_state
-from stream.writer import StoreWriter
 
 log = logging.getLogger(__name__)
 LAG_EVERY_S = 5.0
-M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass
@@ -148,37 +144,32 @@ def create_app(
     raw, scored = topic(k.raw_topic), topic(k.scored_topic)
     rates, deadletter = _rates_topic(app, settings), topic(k.deadletter_topic)
     args, limits = s.rate_args(settings.alerts.evidence_size)
-    counter = RateCounter(*args, **limits)
-    writer = StoreWriter(
-        store, metrics, _TopicDeadLetters(deadletter, app.conf.producer_max_request_size),
+    max_bytes = app.conf.producer_max_request_size
+    pipeline = Pipeline(
+        scorer, store, _TopicDeadLetters(deadletter, max_bytes), metrics,
+        counter=RateCounter(*args, **limits),
         retry_initial_s=s.store_retry_initial_s, retry_max_s=s.store_retry_max_s,
     )  # fmt: skip
-    dead = _dead_letters(deadletter, metrics, app.conf.producer_max_request_size)
-    send = _sender(dead, app.conf.producer_max_request_size)
+    send = _sender(pipeline.dead, max_bytes)
 
     @app.agent(raw, concurrency=s.score_concurrency)
     async def score(stream: faust.StreamT) -> None:
         async for events in stream.take_events(s.batch_size, within=s.batch_within_s):
             async with _unacked_on_cancel(events):
-                articles, pending = await _decoded(Article, events, dead)
-                result = await asyncio.to_thread(scorer.score, articles)
-                for article, error in result.failed:
-                    letter = DeadLetter(Reason.SCORING_FAILED, error, encode(article), k.raw_topic)
-                    pending.append(await dead(letter))
-                for a in result.scored:
-                    original = functools.partial(_unscored, a)
-                    pending.append(await send(scored, a.id.encode(), encode(a), original))
+                out = await pipeline.score(_messages(events))
+                pending = [await send(scored, a.id.encode(), encode(a), out.originals[a.id])
+                           for a in out.articles]  # fmt: skip
                 await asyncio.gather(*pending)
 
     @app.agent(scored)
     async def index(stream: faust.StreamT) -> None:
         async for events in stream.take_events(s.batch_size, within=s.batch_within_s):
             async with _unacked_on_cancel(events):
-                articles, pending = await _decoded(ScoredArticle, events, dead)
-                new = await writer.write(articles)
-                for delta in metrics.count_rates(counter, new):
+                out = await pipeline.store(_messages(events))
+                pending = []
+                for delta in out.deltas:
                     key, value = scope_partition_key(delta).encode(), encode(delta)
-                    pending.append(await send(rates, key, value, lambda v=value: v))
+                    pending.append(await send(rates, key, value, value))
                 await asyncio.gather(*pending)
 
     _report_consumer_lag(app, metrics)
@@ -206,8 +197,8 @@ def create_alerter_app(
 
     Its consumer group (``<app_id>-alerter``) holds the single partition of ``news.rates``,
     so a second alerter only stands by. The windows are saved to ``state`` after every batch
-    with the offset they include, so after a crash a redelivered delta is skipped, never
-    counted twice; and the engine takes the same running totals again without effect.
+    with the offset they include (:class:`RunningWindows`), so after a crash a redelivered
+    delta is skipped, never counted twice.
     """
     k, s = settings.kafka, settings.stream
     app = _faust_app(
@@ -215,25 +206,18 @@ def create_alerter_app(
     )
     rates = _rates_topic(app, settings)
     deadletter = app.topic(k.deadletter_topic, partitions=k.partitions, internal=True)
-    dead = _dead_letters(deadletter, metrics, app.conf.producer_max_request_size)
-    saved = read_state(state) or {}
-    args, limits = s.rate_args(settings.alerts.evidence_size)
-    folded = RateAggregator.from_dict(saved.get("rates", {}), *args, **limits)
-    done = {"offset": saved.get("offset", -1)}
+    dead = DeadLetters(_TopicDeadLetters(deadletter, app.conf.producer_max_request_size), metrics)
+    rate_args = s.rate_args(settings.alerts.evidence_size)
+    windows = RunningWindows.restore(state, rate_args, alerting, offsets=True)
 
     @app.agent(rates)
     async def alert(stream: faust.StreamT) -> None:
         async for events in stream.take_events(s.batch_size, within=s.batch_within_s):
             async with _unacked_on_cancel(events):
-                fresh = [ev for ev in events if ev.message.offset > done["offset"]]
-                deltas, pending = await _decoded(RateWindow, fresh, dead)
-                windows = folded.fold(deltas)
-                await alerting.process(windows)
-                if fresh:
-                    done["offset"] = max(ev.message.offset for ev in fresh)
-                    data = {"offset": done["offset"], "rates": folded.to_dict()}
-                    await asyncio.to_thread(write_state, state, data)
-                await asyncio.gather(*pending)
+                fresh = [m for m in _messages(events) if m.offset > windows.offset]
+                deltas = [d for d, _ in await decode(RateWindow, fresh, dead)]
+                last = max((m.offset for m in fresh), default=None)
+                await windows.fold(deltas, offset=last)
 
     @app.timer(s.alert_tick_s)
     async def alert_tick() -> None:
@@ -245,34 +229,19 @@ def create_alerter_app(
     return AlerterApp(app, rates, deadletter, alert)
 
 
-DeadLetterSend = Callable[[DeadLetter], Awaitable[Awaitable[Any]]]
-
-
 # Room for a message's headers and the record batch's own framing within the producer's
 # max_request_size (a dead letter's headers carry up to 1,000 characters of error).
 FRAMING_BYTES = 4096
+Send = Callable[[faust.TopicT, bytes, bytes, bytes], Awaitable[Awaitable[Any]]]
 
 
-def _dead_letters(topic: faust.TopicT, metrics: StreamMetrics, max_bytes: int) -> DeadLetterSend:
-    async def dead(letter: DeadLetter) -> Awaitable[Any]:
-        letter = letter.capped(max_bytes - FRAMING_BYTES - len(letter.key or b""))
-        metrics.deadletters.labels(letter.reason.value).inc()
-        log.warning("dead letter (%s): %s", letter.reason.value, letter.error[:300])
-        return await topic.send(key=letter.key, value=letter.original, headers=letter.headers())
-
-    return dead
-
-
-Send = Callable[..., Awaitable[Awaitable[Any]]]
-
-
-def _sender(dead: DeadLetterSend, max_bytes: int) -> Send:
+def _sender(dead: DeadLetters, max_bytes: int) -> Send:
     """``topic.send`` that dead-letters a message over the producer's size limit instead of
-    crashing the agent, so the rest of its batch goes through and the
-    batch is committed only once the letter is delivered."""
+    crashing the agent (``original``: what the letter keeps), so the rest of its batch goes
+    through and the batch is committed only once the letter is delivered."""
 
     async def send(
-        topic: faust.TopicT, key: bytes, value: bytes, original: Callable[[], bytes]
+        topic: faust.TopicT, key: bytes, value: bytes, original: bytes
     ) -> Awaitable[Any]:
         error = None
         if len(key) + len(value) + FRAMING_BYTES > max_bytes:
@@ -288,31 +257,17 @@ def _sender(dead: DeadLetterSend, max_bytes: int) -> Send:
                 if not isinstance(exc.__cause__, MessageSizeTooLargeError):
                     raise
                 error = f"cannot produce to {topic.get_topic_name()}: {exc}"
-        return await dead(DeadLetter(Reason.UNDELIVERABLE, error, original(), key=key))
+        await dead.put(DeadLetter(Reason.UNDELIVERABLE, error, original, key=key))
+        delivered = asyncio.get_running_loop().create_future()
+        delivered.set_result(None)
+        return delivered
 
     return send
 
 
-def _unscored(article: ScoredArticle) -> bytes:
-    """The article as it arrived, for the dead letter of a scored one that cannot be sent."""
-    return encode(Article.model_validate(article.model_dump(include=set(Article.model_fields))))
-
-
-async def _decoded(
-    model: type[M], events: Sequence[faust.EventT], dead: DeadLetterSend
-) -> tuple[list[M], list[Awaitable[Any]]]:
-    """Messages that decode, plus the delivery futures of the dead letters of the rest."""
-    good, pending = [], []
-    for ev in events:
-        m = ev.message
-        value, letter = decode_or_deadletter(
-            model, ev.value, topic=m.topic, partition=m.partition, offset=m.offset, key=ev.key
-        )
-        if letter is not None:
-            pending.append(await dead(letter))
-        else:
-            good.append(value)
-    return good, pending
+def _messages(events: Sequence[faust.EventT]) -> list[Message]:
+    return [Message(ev.value, ev.key, ev.message.topic, ev.message.partition, ev.message.offset)
+            for ev in events]  # fmt: skip
 
 
 def _report_consumer_lag(app: faust.App, metrics: StreamMetrics) -> None:
@@ -337,14 +292,16 @@ def _report_consumer_lag(app: faust.App, metrics: StreamMetrics) -> None:
 
 
 class _TopicDeadLetters:
-    """Dead letters of the store writer, onto the dead-letter topic."""
+    """The dead-letter topic as the pipeline's sink: the original bytes as the value (cut to
+    what the producer may send), the reason in headers; returns once delivered."""
 
     def __init__(self, topic: faust.TopicT, max_bytes: int) -> None:
         self.topic, self.max_bytes = topic, max_bytes
 
     async def put(self, letter: DeadLetter) -> None:
-        letter = letter.capped(self.max_bytes - FRAMING_BYTES)
-        await (await self.topic.send(value=letter.original, headers=letter.headers()))
+        letter = letter.capped(self.max_bytes - FRAMING_BYTES - len(letter.key or b""))
+        headers = letter.headers()
+        await (await self.topic.send(key=letter.key, value=letter.original, headers=headers))
 
 
 class _unacked_on_cancel:

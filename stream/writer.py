@@ -3,8 +3,9 @@
 :meth:`StoreWriter.write` returns only once every article is stored or dead-lettered: an
 outage is retried with capped exponential backoff, so the caller (a Faust agent that acks
 after the batch, or the embedded runner's bounded queue) simply stops pulling — a bounded
-buffer, then a pause. Documents the store refuses for good go to the dead-letter sink so
-one poison article cannot stall the stream. The store's ids make retries idempotent.
+buffer, then a pause. Documents the store refuses for good go to the dead-letter sink (the
+pipeline's :class:`~stream.pipeline.DeadLetters`, which counts them) so one poison article
+cannot stall the stream. The store's ids make retries idempotent.
 """
 
 from __future__ import annotations
@@ -66,5 +67,4 @@ class StoreWriter:
         return [a for a in by_id.values() if a.id in created]
 
     async def _reject(self, article: ScoredArticle, why: str) -> None:
-        self.metrics.deadletters.labels(Reason.STORE_REJECTED.value).inc()
         await self.deadletters.put(DeadLetter(Reason.STORE_REJECTED, why, encode(article)))

@@ -13,7 +13,6 @@ from stream.deadletter import JsonlDeadLetters, Reason
 from stream.embedded import EmbeddedRunner
 from stream.scoring import BatchScorer
 from stream.sinks.sqlite import SqliteStore
-from stream.writer import StoreWriter
 
 
 class RecordingEngine:
@@ -39,17 +38,22 @@ async def aiter_(items):
 
 
 def build(tmp_path, metrics, store=None, rates_state=None, **scorer_kw):
-    settings = StreamSettings(batch_size=8, batch_within_s=0.01, queue_size=16)
+    settings = StreamSettings(
+        batch_size=8,
+        batch_within_s=0.01,
+        queue_size=16,
+        store_retry_initial_s=0.01,
+        store_retry_max_s=0.02,
+    )
     store = store or SqliteStore(tmp_path / "e.db")
     letters = JsonlDeadLetters(tmp_path / "dl.jsonl")
-    writer = StoreWriter(store, metrics, letters, retry_initial_s=0.01, retry_max_s=0.02)
     engine = RecordingEngine()
-    runner = EmbeddedRunner(
+    runner = EmbeddedRunner.create(
         settings,
         BatchScorer(FakeModels(**scorer_kw), metrics),
-        writer,
-        metrics,
+        store,
         letters,
+        metrics,
         evidence_size=AlertsSettings().evidence_size,
         alerts=Alerting(engine),
         rates_state=rates_state,
@@ -109,8 +113,8 @@ def test_a_restart_carries_on_counting_the_open_windows(tmp_path):
 def test_poison_articles_go_to_the_deadletter_file(tmp_path, metrics):
     runner, store, letters, _ = build(tmp_path, metrics, fail_on="poison")
     articles = [make_article(1, "fine"), make_article(2, "poison"), make_article(3, "fine too")]
-    asyncio.run(runner.run(runner.drain(aiter_(articles))))
-    assert store.count() == 2
+    stats = asyncio.run(runner.run(runner.drain(aiter_(articles))))
+    assert store.count() == 2 and stats.deadletters == 1
     (letter,) = letters.read()
     assert letter.reason == Reason.SCORING_FAILED and make_article(2).id.encode() in letter.original
 
@@ -131,7 +135,7 @@ def test_a_failing_stage_stops_the_run_instead_of_hanging(tmp_path, metrics):
     async def explode(_articles):
         raise RuntimeError("disk on fire")
 
-    runner.writer.write = explode
+    runner.pipeline.writer.write = explode
     try:
         asyncio.run(
             asyncio.wait_for(

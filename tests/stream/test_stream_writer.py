@@ -3,6 +3,7 @@ import asyncio
 from stream_helpers import make_scored
 
 from stream.deadletter import DeadLetter, Reason
+from stream.pipeline import DeadLetters
 from stream.sinks.base import IndexResult, Store, StoreUnavailable
 from stream.sinks.sqlite import SqliteStore
 from stream.writer import StoreWriter
@@ -74,7 +75,7 @@ def run(coro):
 
 
 def make_writer(store, metrics, letters):
-    return StoreWriter(store, metrics, letters, sleep=no_sleep)
+    return StoreWriter(store, metrics, DeadLetters(letters, metrics), sleep=no_sleep)
 
 
 def test_outage_is_retried_without_loss_or_duplicates(tmp_path, metrics):
