@@ -9,7 +9,7 @@ import signal
 from collections.abc import Coroutine
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from prometheus_client import CollectorRegistry, start_http_server
@@ -20,7 +20,6 @@ from rich.table import Table
 from finpulse.context import settings_from
 from finpulse.contracts import Article
 from finpulse.logrepeat import quiet_repeats
-from finpulse.settings import Settings
 from ingest.config import IngestSettings
 from ingest.crawler import Crawler, PollStats
 from ingest.dry_run import presets_table
@@ -29,6 +28,9 @@ from ingest.presets import PresetError
 from ingest.presets import apply as apply_presets
 from ingest.sinks.kafka_sink import KafkaSink, KafkaUnavailable
 from ingest.sources.replay import ReplayOptions, read_rows
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 err = Console(stderr=True)
 out = Console()
@@ -140,19 +142,7 @@ def crawl(
         return
     _logging(verbose)
     settings = settings_from(ctx)
-    ingest, skipped = settings.ingest, {}
-    if preset:  # the named presets replace ingest.sources
-        try:
-            ingest, skipped = apply_presets(settings.ingest, preset, lenient=dry_run)
-        except PresetError as exc:
-            err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
-            raise typer.Exit(2) from None
-    if not any(s.enabled for s in ingest.sources) and not skipped:
-        err.print(
-            "[red]error:[/red] no sources configured: add [[ingest.sources]] to the config "
-            "or name one with --preset (see --list-presets)"
-        )
-        raise typer.Exit(2)
+    ingest, skipped = _with_presets(settings.ingest, preset, lenient=dry_run)
     if dry_run:
         raise typer.Exit(_dry_run(ingest, skipped, verbose))
     settings = settings.model_copy(update={"ingest": ingest})
@@ -166,6 +156,27 @@ def crawl(
     _report_spool(sink)
     if sink.spooled or any(s.undelivered for s in stats):
         raise typer.Exit(1)
+
+
+def _with_presets(
+    ingest: IngestSettings, preset: list[str] | None, *, lenient: bool
+) -> tuple[IngestSettings, dict[str, str]]:
+    """``[ingest]`` with the named presets replacing its sources, and the presets skipped for
+    a missing requirement (``lenient``, dry runs); a one-line error (exit 2) when none is left."""
+    skipped: dict[str, str] = {}
+    if preset:
+        try:
+            ingest, skipped = apply_presets(ingest, preset, lenient=lenient)
+        except PresetError as exc:
+            err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+            raise typer.Exit(2) from None
+    if not any(s.enabled for s in ingest.sources) and not skipped:
+        err.print(
+            "[red]error:[/red] no sources configured: add [[ingest.sources]] to the config "
+            "or name one with --preset (see --list-presets)"
+        )
+        raise typer.Exit(2)
+    return ingest, skipped
 
 
 def _dry_run(ingest: IngestSettings, skipped: dict[str, str], verbose: bool) -> int:
@@ -228,26 +239,19 @@ def replay(
     settings = settings_from(ctx)
     if label_column and not labels_out:
         err.print("[yellow]--label-column without --labels-out: labels are not kept[/yellow]")
-    try:
-        options = ReplayOptions(
-            path=file,
-            rate=rate,
-            text_column=text_column,
-            title_column=title_column,
-            url_column=url_column,
-            time_column=time_column,
-            label_column=label_column,
-            start=start.astimezone() if start and start.tzinfo is None else start,
-            spacing_s=spacing,
-            dedup=dedup,
-            lang=lang,
-        )
-    except ValueError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    if not file.is_file():
-        err.print(f"[red]error:[/red] file not found: {file}")
-        raise typer.Exit(2)
+    options = _replay_options(
+        path=file,
+        rate=rate,
+        text_column=text_column,
+        title_column=title_column,
+        url_column=url_column,
+        time_column=time_column,
+        label_column=label_column,
+        start=start.astimezone() if start and start.tzinfo is None else start,
+        spacing_s=spacing,
+        dedup=dedup,
+        lang=lang,
+    )
     registry = CollectorRegistry()
     sink = _kafka_sink(settings, registry, topic)
     total = sum(1 for _ in read_rows(file, options.format))
@@ -257,6 +261,19 @@ def replay(
     err.print(f"replayed {stats.produced} articles from {file} to {sink.topic}")
     if stats.failed or stats.undelivered or sink.spooled:
         raise typer.Exit(1)
+
+
+def _replay_options(path: Path, **fields: Any) -> ReplayOptions:
+    """The replay source's options, or a one-line error (exit 2) for a bad option or file."""
+    try:
+        options = ReplayOptions(path=path, **fields)
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    if not path.is_file():
+        err.print(f"[red]error:[/red] file not found: {path}")
+        raise typer.Exit(2)
+    return options
 
 
 async def _replay(

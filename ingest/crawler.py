@@ -59,6 +59,25 @@ class PollStats:
     error_messages: list[str] = field(default_factory=list)  # the first few, for reports
 
 
+def _fetcher(settings: IngestSettings, clock: Clock, sleep: Sleep) -> Fetcher:
+    """The one HTTP client of a crawl, with the politeness and retry limits of ``[ingest]``."""
+    return Fetcher(
+        user_agent=settings.effective_user_agent,
+        timeout_s=settings.request_timeout_s,
+        max_retries=settings.max_retries,
+        backoff_s=settings.retry_backoff_s,
+        backoff_max_s=settings.retry_backoff_max_s,
+        host_min_interval_s=settings.host_min_interval_s,
+        host_concurrency=settings.host_concurrency,
+        robots_ttl_s=settings.robots_ttl_s,
+        max_redirects=settings.max_redirects,
+        retry_after_max_s=settings.retry_backoff_max_s,
+        allow_private=[ip_network(n) for n in settings.allow_private_addresses],
+        clock=clock,
+        sleep=sleep,
+    )
+
+
 class Crawler:
     def __init__(
         self,
@@ -87,25 +106,7 @@ class Crawler:
         self._window = asyncio.Semaphore(max_in_flight)
         options = [s for s in (settings.sources if sources is None else sources) if s.enabled]
         needs_http = any(o.kind != "replay" for o in options)
-        self.fetcher = (
-            Fetcher(
-                user_agent=settings.effective_user_agent,
-                timeout_s=settings.request_timeout_s,
-                max_retries=settings.max_retries,
-                backoff_s=settings.retry_backoff_s,
-                backoff_max_s=settings.retry_backoff_max_s,
-                host_min_interval_s=settings.host_min_interval_s,
-                host_concurrency=settings.host_concurrency,
-                robots_ttl_s=settings.robots_ttl_s,
-                max_redirects=settings.max_redirects,
-                retry_after_max_s=settings.retry_backoff_max_s,
-                allow_private=[ip_network(n) for n in settings.allow_private_addresses],
-                clock=clock,
-                sleep=sleep,
-            )
-            if needs_http
-            else None
-        )
+        self.fetcher = _fetcher(settings, clock, sleep) if needs_http else None
         ctx = SourceContext(
             fetcher=self.fetcher,
             store=self.store,
