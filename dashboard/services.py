@@ -21,7 +21,7 @@ from model.registry import Registry
 from stream.sinks import Store, open_store
 
 if TYPE_CHECKING:
-    from finpulse.settings import Settings
+    from app.settings import Settings
 
 FACETS_TTL_S = 5.0
 FACETS_SAMPLE = 500  # the store's largest page

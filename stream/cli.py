@@ -16,7 +16,6 @@ from rich.console import Console
 
 from finpulse.context import settings_from, tool
 from finpulse.logrepeat import quiet_repeats
-from finpulse.settings import Settings
 from ingest.presets import PresetError
 from ingest.presets import apply as apply_presets
 from stream.deadletter import JsonlDeadLetters
@@ -28,6 +27,7 @@ from stream.state import StateError, StateLock
 from stream.worker import RatesTopicError, alerting_from, run_alerter, run_worker
 
 if TYPE_CHECKING:
+    from app.settings import Settings
     from ingest.crawler import Crawler
 
 err = Console(stderr=True, soft_wrap=True)  # an error is one line, however long

@@ -27,7 +27,7 @@ import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 from aiokafka.errors import MessageSizeTooLargeError
@@ -36,7 +36,6 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 
 from finpulse.contracts import RateWindow, encode
-from finpulse.settings import Settings
 from stream.aggregate import RateCounter, scope_partition_key
 from stream.alerting import Alerting
 from stream.deadletter import DeadLetter, Reason
@@ -44,6 +43,9 @@ from stream.metrics import StreamMetrics
 from stream.pipeline import DeadLetters, Message, Pipeline, RunningWindows, decode
 from stream.scoring import BatchScorer
 from stream.sinks.base import Store
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 log = logging.getLogger(__name__)
 LAG_EVERY_S = 5.0

@@ -16,13 +16,12 @@ import logging
 import os
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from finpulse.logrepeat import quiet_repeats
 from finpulse.retry import Backoff
-from finpulse.settings import Settings, load_settings
 from ingest.sinks.kafka_sink import ensure_topics
 from stream.alerting import Alerting
 from stream.metrics import StreamMetrics
@@ -30,6 +29,9 @@ from stream.scoring import BatchScorer, RegistryModels
 from stream.sinks import open_store
 from stream.sinks.base import Store, StoreUnavailable
 from stream.state import read_state
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +188,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--loglevel", default="info", choices=["crit", "error", "warn", "info", "debug"])
     args = p.parse_args(argv)
+    from app.settings import load_settings  # an entry point, like the root command
+
     settings = load_settings(args.config)
     if args.alerter:
         run_alerter(settings, port=args.web_port, loglevel=args.loglevel)

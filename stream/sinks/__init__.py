@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from finpulse.settings import Settings
+from typing import TYPE_CHECKING
+
 from stream.sinks.base import (
     Filters,
     IndexResult,
@@ -11,6 +12,9 @@ from stream.sinks.base import (
     Store,
     StoreUnavailable,
 )
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 
 def open_store(settings: Settings) -> Store:

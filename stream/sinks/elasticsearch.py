@@ -17,8 +17,8 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, NotFoundError, TransportError
 
+from finpulse.config import ElasticsearchSettings
 from finpulse.contracts import Scope, ScoredArticle, scope_filter, utcnow
-from finpulse.settings import ElasticsearchSettings
 from stream.sinks.base import (
     Filters,
     IndexResult,
