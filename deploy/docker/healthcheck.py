@@ -15,7 +15,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from finpulse.settings import Settings, load_settings
+from app.settings import Settings, load_settings
 
 PORTS: dict[str, Callable[[Settings], int]] = {
     "worker": lambda s: s.metrics.port,

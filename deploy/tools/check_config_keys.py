@@ -3,7 +3,7 @@
 Settings silently ignores an unknown top-level ``FINPULSE_*`` variable, so a typo in a manifest
 would fall back to a default in production. This walks each env name and TOML key that the
 Dockerfile, the compose file and the rendered Kubernetes manifests give each role through the
-pydantic model (built from ``finpulse.settings.Settings``, no list of keys kept here), then loads
+pydantic model (built from ``app.settings.Settings``, no list of keys kept here), then loads
 every role's configuration for real so wrong types, ranges and enum values fail too.
 
 With the loaded settings it also checks what would otherwise only show in production: workers
@@ -34,13 +34,13 @@ from pathlib import Path, PurePosixPath
 import yaml
 from pydantic import BaseModel
 
-from finpulse.settings import ConfigError, Settings, load_settings
+from app.settings import ConfigError, Settings, load_settings
 
 Mount = tuple[str, bool]  # (which volume, in words, as two roles must agree on; persistent?)
 
 PREFIX = Settings.model_config["env_prefix"]
 DELIMITER = Settings.model_config["env_nested_delimiter"]
-CONFIG_ENV = "FINPULSE_CONFIG"  # read by finpulse.settings.resolve_config_path, not a field
+CONFIG_ENV = "FINPULSE_CONFIG"  # read by app.settings.resolve_config_path, not a field
 SECRET_PLACEHOLDER = "placeholder-secret"
 
 

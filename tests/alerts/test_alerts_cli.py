@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from alerts.evaluate import evaluate, table
 from alerts.silences import parse_matcher
-from finpulse.cli import app as root_app
+from app.cli import app as root_app
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ from prometheus_client import CollectorRegistry
 
 from alerts.config import AlertsSettings
 from alerts.engine import AlertEngine
+from app.settings import Settings
 from dashboard.app import create_app
 from dashboard.config import ApiSettings
 from dashboard.services import Services
-from finpulse.settings import Settings
 from stream.sinks.sqlite import SqliteStore
 
 LOCAL = "http://127.0.0.1"  # a Host the API answers to (it refuses names it is not known by)

@@ -33,11 +33,11 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from alerts.config import RuleConfig
+from app.settings import Settings
 from dashboard.config import ApiSettings
 from dashboard.demo import DemoReport, ensure_model, run_demo
 from dashboard.demo_data import demo_stream, write_jsonl
 from finpulse.contracts import Scope
-from finpulse.settings import Settings
 
 # A missing browser fails the test naming its packages (tests/conftest.py's `chromium`).
 pytestmark = pytest.mark.slow

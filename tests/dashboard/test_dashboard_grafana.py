@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from alerts.metrics import AlertMetrics
 from dashboard.metrics import ApiMetrics
-from finpulse.settings import KafkaSettings
+from finpulse.config import KafkaSettings
 from ingest.metrics import CrawlerMetrics
 from ingest.sinks.kafka_sink import KafkaSink
 from stream.metrics import StreamMetrics

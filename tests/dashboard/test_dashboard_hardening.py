@@ -16,10 +16,10 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import ValidationError
 
+from app.settings import ConfigError, load_settings
 from dashboard.app import create_app
 from dashboard.config import ApiSettings
 from dashboard.server import metrics_listener
-from finpulse.settings import ConfigError, load_settings
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,7 @@ def test_import_restores_the_hf_weights_and_the_encoder(tmp_path):
     without_pooler = {k: v for k, v in weights.items() if not k.startswith("pooler.")}
     _export_like_hf(without_pooler, tmp_path / "model.onnx")
 
-    from finpulse.cli import app
+    from app.cli import app
 
     result = CliRunner().invoke(
         app,

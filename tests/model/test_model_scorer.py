@@ -131,7 +131,7 @@ def test_parallel_batches_in_a_fresh_process(tiny_registry, tiny_scorer):
 
 @pytest.fixture()
 def cli(tiny_registry, monkeypatch):
-    from finpulse.cli import app
+    from app.cli import app
 
     monkeypatch.setenv("FINPULSE_MODEL__REGISTRY_DIR", str(tiny_registry))
     monkeypatch.setenv("FINPULSE_MODEL__SHIPPED_MODEL", "false")  # only the tiny models

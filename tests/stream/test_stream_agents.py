@@ -6,8 +6,8 @@ import json
 import pytest
 from stream_helpers import FakeModels, make_article, make_scored
 
+from app.settings import Settings
 from finpulse.contracts import RateWindow, Scope, ScoredArticle, encode
-from finpulse.settings import Settings
 from stream.aggregate import RateCounter
 from stream.faust_app import create_app
 from stream.scoring import BatchScorer

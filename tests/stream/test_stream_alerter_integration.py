@@ -13,7 +13,7 @@ import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 from test_stream_integration import STARTUP_S
 
-from finpulse.settings import Settings
+from app.settings import Settings
 from stream.worker import RatesTopicError, check_rates_topic
 from tools.stream.sandbox import Episode, Sandbox, Webhook
 

@@ -22,7 +22,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from stream_helpers import Webhook
 
-from finpulse.settings import Settings
+from app.settings import Settings
 from stream.cli import run_embedded
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

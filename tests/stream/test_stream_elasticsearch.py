@@ -7,8 +7,8 @@ import pytest
 from elasticsearch import Elasticsearch
 from stream_helpers import T0, make_scored
 
+from finpulse.config import ElasticsearchSettings
 from finpulse.contracts import Scope
-from finpulse.settings import ElasticsearchSettings
 from stream.sinks.base import StoreUnavailable
 from stream.sinks.elasticsearch import ElasticsearchStore
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from finpulse.settings import Settings
+from app.settings import Settings
 from tools.stream.faults import SCENARIOS, Faults, configured
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -16,8 +16,8 @@ import httpx
 import pytest
 from kafka import KafkaConsumer
 
+from app.settings import Settings
 from finpulse.contracts import Article
-from finpulse.settings import Settings
 from tools.stream.sandbox import Sandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

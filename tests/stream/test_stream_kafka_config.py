@@ -2,7 +2,7 @@
 
 import faust
 
-from finpulse.settings import KafkaSettings
+from finpulse.config import KafkaSettings
 from stream.faust_app import _credentials
 
 

@@ -3,7 +3,7 @@
 from typer.testing import CliRunner
 
 import stream.cli
-from finpulse.cli import app
+from app.cli import app
 from stream.embedded import RunStats
 
 

@@ -6,7 +6,7 @@ import os
 import pytest
 from typer.testing import CliRunner
 
-from finpulse.cli import app
+from app.cli import app
 from stream.state import StateError, StateLock, read_state, write_state
 
 

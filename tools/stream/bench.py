@@ -29,8 +29,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from rich.console import Console
 
+from app.settings import Settings
 from finpulse.contracts import Article, utcnow
-from finpulse.settings import Settings
 from model.device import usable_cpus
 from stream.deadletter import JsonlDeadLetters
 from stream.embedded import EmbeddedRunner

@@ -31,8 +31,8 @@ from typing import Any
 import httpx
 from rich.console import Console
 
+from app.settings import Settings
 from finpulse.contracts import Article, article_id, encode, utcnow
-from finpulse.settings import Settings
 from stream.deadletter import HEADER_PREFIX
 from stream.state import read_state
 from tools.stream.sandbox import KAFKA_TIMEOUT_MS, REPO, Episode, Sandbox, Webhook

@@ -24,8 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from app.settings import Settings, to_toml
 from finpulse.contracts import Article, RateWindow, Scope, encode, utcnow
-from finpulse.settings import Settings, to_toml
 from stream.sinks.elasticsearch import ElasticsearchStore
 
 REPO = Path(__file__).resolve().parents[2]
