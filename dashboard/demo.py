@@ -17,6 +17,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prometheus_client import REGISTRY, CollectorRegistry
 from rich.console import Console
@@ -29,9 +30,11 @@ from dashboard.metrics import ApiMetrics
 from dashboard.server import metrics_listener, serve
 from dashboard.services import Services
 from finpulse.contracts import AlertState, Scope
-from finpulse.settings import Settings
 from model.data import describe
 from model.registry import Registry
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 DEMO_DIR = Path("var/demo")
 WINDOW_S = 4  # seconds per rate window in the demo
