@@ -9,7 +9,7 @@ import signal
 from collections.abc import Coroutine
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from prometheus_client import CollectorRegistry, start_http_server
@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from finpulse.config import KafkaSettings
 from finpulse.context import settings_from
 from finpulse.contracts import Article
 from finpulse.logrepeat import quiet_repeats
@@ -28,9 +29,6 @@ from ingest.presets import PresetError
 from ingest.presets import apply as apply_presets
 from ingest.sinks.kafka_sink import KafkaSink, KafkaUnavailable
 from ingest.sources.replay import ReplayOptions, read_rows
-
-if TYPE_CHECKING:
-    from app.settings import Settings
 
 err = Console(stderr=True)
 out = Console()
@@ -53,13 +51,14 @@ def _logging(verbose: bool) -> None:
         quiet_repeats()
 
 
-def _kafka_sink(settings: Settings, registry: CollectorRegistry, topic: str | None) -> KafkaSink:
-    ing = settings.ingest
+def _kafka_sink(
+    kafka: KafkaSettings, ingest: IngestSettings, registry: CollectorRegistry, topic: str | None
+) -> KafkaSink:
     return KafkaSink(
-        settings.kafka,
+        kafka,
         topic=topic,
-        spool_path=ing.spool_path,
-        delivery_retries=ing.delivery_retries,
+        spool_path=ingest.spool_path,
+        delivery_retries=ingest.delivery_retries,
         registry=registry,
     )
 
@@ -145,13 +144,12 @@ def crawl(
     ingest, skipped = _with_presets(settings.ingest, preset, lenient=dry_run)
     if dry_run:
         raise typer.Exit(_dry_run(ingest, skipped, verbose))
-    settings = settings.model_copy(update={"ingest": ingest})
     registry = CollectorRegistry()
     if metrics:
         start_http_server(ingest.metrics_port, ingest.metrics_host, registry)
         err.print(f"metrics on http://{ingest.metrics_host}:{ingest.metrics_port}/")
-    sink = _kafka_sink(settings, registry, topic)
-    stats = asyncio.run(_crawl(settings, sink, registry, once))
+    sink = _kafka_sink(settings.kafka, ingest, registry, topic)
+    stats = asyncio.run(_crawl(ingest, sink, registry, once))
     _report(stats)
     _report_spool(sink)
     if sink.spooled or any(s.undelivered for s in stats):
@@ -191,9 +189,9 @@ def _dry_run(ingest: IngestSettings, skipped: dict[str, str], verbose: bool) -> 
 
 
 async def _crawl(
-    settings: Settings, sink: KafkaSink, registry: CollectorRegistry, once: bool
+    ingest: IngestSettings, sink: KafkaSink, registry: CollectorRegistry, once: bool
 ) -> list[PollStats]:
-    async with Crawler(settings.ingest, sink, registry=registry) as crawler:
+    async with Crawler(ingest, sink, registry=registry) as crawler:
         if once:
             return await crawler.run_once()
         stop = asyncio.Event()
@@ -253,9 +251,9 @@ def replay(
         lang=lang,
     )
     registry = CollectorRegistry()
-    sink = _kafka_sink(settings, registry, topic)
+    sink = _kafka_sink(settings.kafka, settings.ingest, registry, topic)
     total = sum(1 for _ in read_rows(file, options.format))
-    stats = _run(_replay(settings, sink, registry, options, total, labels_out), sink)
+    stats = _run(_replay(settings.ingest, sink, registry, options, total, labels_out), sink)
     _report([stats])
     _report_spool(sink)
     err.print(f"replayed {stats.produced} articles from {file} to {sink.topic}")
@@ -277,7 +275,7 @@ def _replay_options(path: Path, **fields: Any) -> ReplayOptions:
 
 
 async def _replay(
-    settings: Settings,
+    ingest: IngestSettings,
     sink: KafkaSink,
     registry: CollectorRegistry,
     options: ReplayOptions,
@@ -298,7 +296,7 @@ async def _replay(
 
         try:
             async with Crawler(
-                settings.ingest, sink, sources=[options], registry=registry, on_produced=produced
+                ingest, sink, sources=[options], registry=registry, on_produced=produced
             ) as crawler:
                 return (await crawler.run_once())[0]
         finally:
