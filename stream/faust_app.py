@@ -277,20 +277,35 @@ def _report_consumer_lag(app: faust.App, metrics: StreamMetrics) -> None:
 
     @app.timer(LAG_EVERY_S)
     async def consumer_lag() -> None:
-        consumer = app.consumer
-        committed = getattr(consumer, "_committed_offset", {})
-        now: set[tuple[str, str]] = set()
-        for tp in consumer.assignment():
-            done = committed.get(tp)
-            if done is None:
-                done = await consumer.position(tp) or 0
-            labels = (tp.topic, str(tp.partition))
-            metrics.consumer_lag.labels(*labels).set(max(0, consumer.highwater(tp) - done))
-            now.add(labels)
-        for labels in reported - now:  # revoked by a rebalance: not ours to report any more
-            metrics.consumer_lag.remove(*labels)
+        now = await report_lag(app.consumer, metrics, reported)
         reported.clear()
         reported.update(now)
+
+
+async def report_lag(
+    consumer: Any, metrics: StreamMetrics, reported: set[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Set ``finpulse_consumer_lag`` for the partitions this worker owns; returns their labels.
+
+    A partition just assigned has no highwater until its first fetch: it is left out until it
+    has one (the subtraction used to crash the worker's timer, and so the worker, when a
+    rebalance fell between two reports).
+    """
+    committed = getattr(consumer, "_committed_offset", {})
+    now: set[tuple[str, str]] = set()
+    for tp in consumer.assignment():
+        high = consumer.highwater(tp)
+        if high is None:
+            continue
+        done = committed.get(tp)
+        if done is None:
+            done = await consumer.position(tp) or 0
+        labels = (tp.topic, str(tp.partition))
+        metrics.consumer_lag.labels(*labels).set(max(0, high - done))
+        now.add(labels)
+    for labels in reported - now:  # revoked by a rebalance (or not fetched yet): not reported
+        metrics.consumer_lag.remove(*labels)
+    return now
 
 
 class _TopicDeadLetters:

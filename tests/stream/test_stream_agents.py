@@ -184,3 +184,35 @@ def test_alerter_folds_deltas_into_running_windows_for_the_one_engine(tmp_path, 
 def test_worker_producer_lingers_to_fill_requests(built):
     sa, _, _ = built
     assert sa.app.conf.producer_linger == Settings().kafka.producer_linger_s == 0.01
+
+
+def test_consumer_lag_skips_a_partition_not_fetched_since_its_assignment(metrics):
+    """Seen in the two-worker integration test: right after a rebalance a partition has no
+    highwater yet; the lag report used to crash the timer, and with it the worker."""
+    from collections import namedtuple
+
+    from stream.faust_app import report_lag
+
+    TP = namedtuple("TP", "topic partition")
+    fetched, fresh = TP("news.raw", 0), TP("news.raw", 1)
+
+    class Consumer:
+        def __init__(self):
+            self._committed_offset = {fetched: 5}
+
+        def assignment(self):
+            return [fetched, fresh]
+
+        def highwater(self, tp):
+            return {fetched: 9}.get(tp)
+
+        async def position(self, tp):
+            return 0
+
+    metrics.consumer_lag.labels("news.raw", "1").set(3)  # reported before the rebalance
+    now = asyncio.run(report_lag(Consumer(), metrics, {("news.raw", "1")}))
+    assert now == {("news.raw", "0")}
+    lag = lambda p: metrics.registry.get_sample_value(  # noqa: E731
+        "finpulse_consumer_lag", {"topic": "news.raw", "partition": p}
+    )
+    assert (lag("0"), lag("1")) == (4, None)
