@@ -328,18 +328,39 @@ def bench_score(
     model: Annotated[str, typer.Option()] = "champion",
     limit: Annotated[int | None, typer.Option(help="Use only the first N tweets")] = None,
     repeat: Annotated[int, typer.Option(min=1, help="Score the tweets N times over")] = 1,
+    compare: Annotated[
+        bool, typer.Option("--compare", help="Every scoring path side by side on the same texts")
+    ] = False,
+    paths: Annotated[
+        str | None, typer.Option(help="--compare: comma-separated paths, the reference first")
+    ] = None,
+    rounds: Annotated[int, typer.Option(min=1, help="--compare: passes over the texts")] = 3,
 ) -> None:
     """Articles/s and batch latency of the scorer vs a naive baseline, and peak RSS."""
     _quiet_tf()
-    from model.bench import bench
+    from finpulse.context import tool
     from model.data import DataError
     from model.encoder import BaseModelError
     from model.registry import ModelNotFoundError
 
+    bench = tool("model.bench")
     settings = settings_from(ctx)
     try:
-        result = bench(settings.model, settings.data_dir, model=model, limit=limit, repeat=repeat)
-    except (DataError, ModelNotFoundError, BaseModelError) as exc:
+        if compare:
+            names = paths.split(",") if paths else None
+            result = bench.compare(
+                settings.model,
+                settings.data_dir,
+                model=model,
+                paths=names,
+                limit=limit,
+                rounds=rounds,
+            )
+        else:
+            result = bench.bench(
+                settings.model, settings.data_dir, model=model, limit=limit, repeat=repeat
+            )
+    except (DataError, ModelNotFoundError, BaseModelError, ValueError) as exc:
         raise _fail(str(exc)) from None
     typer.echo(json.dumps(result, indent=2))
 

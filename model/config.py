@@ -114,8 +114,12 @@ class ModelSettings(_Section):
     cpu_parallel_batches: int = Field(default=0, ge=0)
     # Texts longer than this (characters) are refused by `finpulse score` with an error record.
     max_text_chars: int = Field(default=20_000, ge=1)
-    # auto: mixed float16 on a GPU, mixed bfloat16 on a CPU with AMX-BF16, else float32.
+    # auto: mixed float16 on a GPU, mixed bfloat16 on a CPU with AMX-BF16 or AVX-512-BF16,
+    # else float32.
     precision: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    # Runtime of the scorer. auto: TensorFlow on a GPU or in bfloat16, ONNX Runtime fp32 on a
+    # float32 CPU (model.device.choose_path); onnx-int8: dynamic int8, faster, labels move.
+    scoring_path: Literal["auto", "tensorflow", "onnx", "onnx-int8"] = "auto"
     data_files: dict[str, dict[str, str]] = Field(
         default_factory=lambda: {t: dict(s) for t, s in DEFAULT_DATA_FILES.items()}
     )

@@ -2,8 +2,10 @@
 
 Nothing here fails when there is no GPU; ``float16`` asked for on a CPU quietly becomes
 float32, because half precision is slower there than full. CPUs with AMX-BF16 (Sapphire
-Rapids and later) multiply bfloat16 natively: there ``auto`` picks mixed bfloat16, measured
-1.6x faster than float32 on MiniLM with pooled vectors at cosine 0.9999 to float32's.
+Rapids and later) or AVX-512-BF16 (Cooper Lake, Zen 4 and later) multiply bfloat16
+natively: there ``auto`` scores in mixed bfloat16 (AMX: 1.6x float32 on MiniLM; AVX-512-BF16:
+1.45x, labels as float32's, model/README). Training keeps bfloat16 to AMX, where it was
+measured. :func:`scoring_plan` picks the scoring runtime for the machine.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import functools
 import logging
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -83,13 +86,56 @@ def usable_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
     return max(1, min(cores, math.ceil(int(quota) / int(period))))
 
 
+# oneDNN's ISA levels in order (``ONEDNN_MAX_CPU_ISA`` caps the one it uses).
+ONEDNN_ISAS = (
+    "SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI",
+    "AVX512_CORE_BF16", "AVX10_1_512", "AVX512_CORE_FP16", "AVX10_1_512_AMX",
+    "AVX512_CORE_AMX", "AVX10_1_512_AMX_FP16", "AVX512_CORE_AMX_FP16",
+)  # fmt: skip
+
+
+def cpu_flags(cpuinfo: str) -> frozenset[str]:
+    """The feature flags of the first CPU in a ``/proc/cpuinfo`` text."""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return frozenset(value.split())
+    return frozenset()
+
+
+def native_bf16(flags: frozenset[str], max_isa: str | None = None) -> str | None:
+    """``"amx_bf16"`` or ``"avx512_bf16"`` when this CPU multiplies bfloat16 in hardware.
+
+    Both run TensorFlow's mixed bfloat16 faster than float32 (AMX about 1.6x, AVX-512-BF16
+    about 1.45x on MiniLM, model/README). ``max_isa`` is ``ONEDNN_MAX_CPU_ISA``: a cap
+    below an ISA hides it, as it does from oneDNN (how an AVX2 machine is simulated).
+    """
+
+    def allowed(level: str) -> bool:
+        cap = (max_isa or "").upper()
+        if cap not in ONEDNN_ISAS:  # unset, ALL, DEFAULT or unknown: no cap
+            return True
+        return ONEDNN_ISAS.index(cap) >= ONEDNN_ISAS.index(level)
+
+    if "amx_bf16" in flags and allowed("AVX10_1_512_AMX"):
+        return "amx_bf16"
+    if "avx512_bf16" in flags and allowed("AVX512_CORE_BF16"):
+        return "avx512_bf16"
+    return None
+
+
 @functools.cache
-def cpu_has_amx_bf16() -> bool:
+def cpu_bf16() -> str | None:
+    """:func:`native_bf16` of this machine (``/proc/cpuinfo``, ``ONEDNN_MAX_CPU_ISA``)."""
     try:
-        with open("/proc/cpuinfo") as fh:
-            return any(line.startswith("flags") and " amx_bf16" in line for line in fh)
+        flags = cpu_flags(Path("/proc/cpuinfo").read_text())
     except OSError:
-        return False
+        return None
+    return native_bf16(flags, os.environ.get("ONEDNN_MAX_CPU_ISA"))
+
+
+def cpu_has_amx_bf16() -> bool:
+    return cpu_bf16() == "amx_bf16"
 
 
 def training_policy(precision: str) -> str:
@@ -99,16 +145,72 @@ def training_policy(precision: str) -> str:
     return "mixed_bfloat16" if precision == "bfloat16" else "float32"
 
 
-def dtype_policy(precision: str) -> str:
-    """The Keras dtype policy for a ``model.precision`` setting on this machine."""
-    gpu = gpu_available()
+_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
+def resolve_policy(precision: str, *, gpu: bool, bf16: str | None) -> str:
+    """The Keras dtype policy for a ``model.precision`` setting on a machine so described."""
     if precision == "auto":
-        if gpu:
-            return "mixed_float16"
-        return "mixed_bfloat16" if cpu_has_amx_bf16() else "float32"
+        return "mixed_float16" if gpu else "mixed_bfloat16" if bf16 else "float32"
     if precision == "float16" and not gpu:
         log.info("float16 asked for without a GPU; using float32")
         return "float32"
-    return {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}[
-        precision
-    ]
+    return _POLICIES[precision]
+
+
+def dtype_policy(precision: str) -> str:
+    """The Keras dtype policy for a ``model.precision`` setting on this machine."""
+    return resolve_policy(precision, gpu=gpu_available(), bf16=cpu_bf16())
+
+
+@dataclass(frozen=True)
+class ScoringPlan:
+    """Which runtime scores, in which precision, and why (printed, in /api/model, bench JSON)."""
+
+    path: str  # "tensorflow" | "onnx" (ONNX Runtime fp32) | "onnx-int8"
+    dtype_policy: str  # TensorFlow's Keras policy; float32 for the ONNX paths
+    reason: str
+
+    def describe(self) -> dict[str, str]:
+        return {"path": self.path, "dtype_policy": self.dtype_policy, "reason": self.reason}
+
+
+def choose_path(
+    path: str, precision: str, *, gpu: bool, bf16: str | None, onnx_available: bool
+) -> ScoringPlan:
+    """The scoring path for ``model.scoring_path`` on a machine described by the flags.
+
+    ``auto``: TensorFlow on a GPU, and in bfloat16 on a CPU that multiplies it natively;
+    otherwise (float32 on the CPU) ONNX Runtime fp32, whose fused attention and LayerNorm
+    kernels score the same function faster (model/README); TensorFlow when onnxruntime is
+    not installed. An explicit path is kept, but ONNX needs onnxruntime and a CPU.
+    """
+    policy = resolve_policy(precision, gpu=gpu, bf16=bf16)
+    if path == "auto":
+        if gpu:
+            return ScoringPlan("tensorflow", policy, "GPU")
+        if policy != "float32":
+            why = f"CPU multiplies bfloat16 natively ({bf16})" if bf16 else f"precision {precision}"
+            return ScoringPlan("tensorflow", policy, why)
+        if not onnx_available:
+            return ScoringPlan("tensorflow", policy, "float32 CPU; onnxruntime not installed")
+        return ScoringPlan("onnx", "float32", "float32 CPU (no native bfloat16): ONNX Runtime")
+    if path != "tensorflow" and (gpu or not onnx_available):
+        why = "a GPU" if gpu else "onnxruntime not installed"
+        return ScoringPlan("tensorflow", policy, f"{path} asked for, but {why}")
+    if path == "tensorflow":
+        return ScoringPlan(path, policy, "model.scoring_path")
+    return ScoringPlan(path, "float32", "model.scoring_path")
+
+
+def scoring_plan(path: str, precision: str) -> ScoringPlan:
+    """:func:`choose_path` for this machine."""
+    import importlib.util
+
+    return choose_path(
+        path,
+        precision,
+        gpu=gpu_available(),
+        bf16=cpu_bf16(),
+        onnx_available=importlib.util.find_spec("onnxruntime") is not None,
+    )

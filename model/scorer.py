@@ -9,21 +9,25 @@ batches share the pool while the event loop keeps running.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from model.artifact import load_network
 from model.config import ModelSettings
 from model.data import Labeled
-from model.device import dtype_policy, gpu_available, parallel_batches
+from model.device import gpu_available, parallel_batches, scoring_plan
 from model.encoder import run_batched, tokenize
 from model.metrics import task_metrics
-from model.network import compile_forward
+from model.network import Network, compile_forward
 from model.registry import ModelInfo, Registry
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -39,15 +43,28 @@ class Scorer:
         self.info = info
         self.version: str = info.version
         self.parallel = parallel_batches(settings.cpu_parallel_batches)  # before TF starts
-        network, self.tokenizer, meta = load_network(
-            info.path, dtype=dtype_policy(settings.precision)
-        )
+        self.plan = scoring_plan(settings.scoring_path, settings.precision)
+        network, self.tokenizer, meta = load_network(info.path, dtype=self.plan.dtype_policy)
         self.labels: dict[str, list[str]] = meta["labels"]
         self.max_length: int = meta["max_length"]
         self.batch_size = settings.gpu_batch_size if gpu_available() else settings.batch_size
-        self.network = network
-        self._forward = compile_forward(network.model, softmax=True)
+        self._forward = self._compile(network, meta)
+        log.info("scoring %s: %s (%s)", self.version, self.plan.path, self.plan.reason)
         self._pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="finpulse-score")
+
+    def _compile(self, network: Network, meta: dict[str, Any]) -> Any:
+        if self.plan.path == "tensorflow":
+            return compile_forward(network.model, softmax=True)
+        from model import onnx_export, ort
+
+        graph = onnx_export.export(network, self.labels, normalize=meta["normalize"])
+        model = ort.quantize_int8(graph) if self.plan.path == "onnx-int8" else graph
+        return ort.forward(ort.session(model))
+
+    @property
+    def scoring(self) -> dict[str, Any]:
+        """The scoring path and why it was chosen, with the batch parallelism (for the API)."""
+        return {**self.plan.describe(), "parallel_batches": self.parallel}
 
     @classmethod
     def load(cls, ref_or_path: str | Path, settings: ModelSettings) -> Scorer:
