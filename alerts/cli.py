@@ -11,10 +11,9 @@ from typing import Annotated
 import typer
 
 from alerts.store import AlertStore
-from finpulse.context import settings_from
+from finpulse.context import settings_from, tool
 from finpulse.contracts import AlertState, utcnow
 
-CALIBRATION = Path(__file__).with_name("calibration.json")  # matched thresholds for seed 0
 alerts_app = typer.Typer(help="Negative-news spike alerts.", no_args_is_help=True)
 silence_app = typer.Typer(help="Silence alerts by matcher and time range.", no_args_is_help=True)
 alerts_app.add_typer(silence_app, name="silence")
@@ -105,26 +104,24 @@ def evaluate(
     default thresholds and at thresholds matched to the ratio rule's false-alert rate; with
     ``--real``, every detector at its defaults on real labelled series beside the published
     NAB detectors."""
-    from alerts.evaluate import evaluate as run_evaluate
-    from alerts.evaluate import table, write_report
-
+    simulated = tool("alerts.evaluate")
     real_report = None
     if real is not None:
-        from alerts.realdata import evaluate_real, real_table
-
+        realdata = tool("alerts.realdata")
         try:
-            real_report = evaluate_real(real, category)
+            real_report = realdata.evaluate_real(real, category)
         except ValueError as exc:
             _fail(str(exc))
     if calibration is None:
         committed = seed == 0 and scale == 1.0
-        calibration = CALIBRATION if committed else out_dir / f"calibration-{seed}-{scale:g}.json"
-    results = run_evaluate(scale=scale, seed=seed, workers=workers, calibration=calibration)
-    typer.echo(table(results))
-    json_path, png_path = write_report(results, out_dir, seed)
+        default = out_dir / f"calibration-{seed}-{scale:g}.json"
+        calibration = simulated.CALIBRATION if committed else default
+    results = simulated.evaluate(scale=scale, seed=seed, workers=workers, calibration=calibration)
+    typer.echo(simulated.table(results))
+    json_path, png_path = simulated.write_report(results, out_dir, seed)
     typer.echo(f"wrote {json_path} and {png_path}")
     if real_report is not None:
-        typer.echo("\n" + real_table(real_report))
+        typer.echo("\n" + realdata.real_table(real_report))
         real_path = out_dir / f"real-{category}.json"
         real_path.write_text(json.dumps(real_report, indent=2))
         typer.echo(f"wrote {real_path}")

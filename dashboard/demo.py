@@ -25,10 +25,10 @@ from rich.console import Console
 from alerts.config import RuleConfig
 from dashboard.app import create_app
 from dashboard.config import ApiSettings
-from dashboard.demo_data import demo_stream, write_jsonl
 from dashboard.metrics import ApiMetrics
 from dashboard.server import metrics_listener, serve
 from dashboard.services import Services
+from finpulse.context import tool
 from finpulse.contracts import AlertState, Scope
 from model.data import describe
 from model.registry import Registry
@@ -178,12 +178,13 @@ async def run_demo(
 
 def main(settings: Settings, api: ApiSettings, console: Console) -> DemoReport:
     """Run the demo in this process until Ctrl-C."""
+    news = tool("dashboard.demo_data")
     ensure_model(settings, console)
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
-    stream = demo_stream(
+    stream = news.demo_stream(
         settings.data_dir, burst_at=int(BURST_AT_S * RATE), burst_len=int(BURST_S * RATE)
     )
-    replay = write_jsonl(stream.rows, DEMO_DIR / "stream.jsonl")
+    replay = news.write_jsonl(stream.rows, DEMO_DIR / "stream.jsonl")
     url = f"http://{api.host}:{api.port}"
     console.print(
         f"\nreplaying {len(stream.rows)} stories from {stream.origin}\n"

@@ -4,9 +4,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from alerts.evaluate import evaluate, table
 from alerts.silences import parse_matcher
 from app.cli import app as root_app
+from tools.alerts.evaluate import evaluate, table
 
 
 @pytest.fixture
@@ -170,7 +170,7 @@ def test_backtest_naive_times_follow_tz_and_repeated_rows_are_reported(app, tmp_
 def test_evaluate_real_puts_real_results_beside_published_ones(tmp_path):
     from datetime import datetime
 
-    from alerts.realdata import evaluate_real, real_table
+    from tools.alerts.realdata import evaluate_real, real_table
 
     root = tmp_path / "nab"
     (root / "data" / "realTweets").mkdir(parents=True)

@@ -36,8 +36,8 @@ from alerts.config import RuleConfig
 from app.settings import Settings
 from dashboard.config import ApiSettings
 from dashboard.demo import DemoReport, ensure_model, run_demo
-from dashboard.demo_data import demo_stream, write_jsonl
 from finpulse.contracts import Scope
+from tools.dashboard.demo_data import demo_stream, write_jsonl
 
 # A missing browser fails the test naming its packages (tests/conftest.py's `chromium`).
 pytestmark = pytest.mark.slow

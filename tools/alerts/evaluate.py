@@ -28,13 +28,15 @@ from typing import Any
 
 import numpy as np
 
+import alerts
 from alerts.detectors import create
-from alerts.simulate import SCENARIOS, Scenario, Series, generate
+from tools.alerts.simulate import SCENARIOS, Scenario, Series, generate
 
 TOLERANCE = 2  # windows after a spike's end in which an alert still counts as detecting it
 YARDSTICK = "ratio"
 GRID = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0)  # thresholds tried for matching
 CALIBRATION_OFFSET = 500  # calibration seeds; evaluation uses fewer than this many series
+CALIBRATION = Path(__file__).with_name("calibration.json")  # matched thresholds for seed 0
 
 
 def _half_life(sc: Scenario) -> int:
@@ -173,9 +175,12 @@ def _choose(per: dict[float, Outcome], target: float) -> float | None:
 
 def fingerprint(scale: float, seed: int, names: list[str], grid: tuple[float, ...]) -> str:
     """What the calibration depends on: detector code, scenarios, parameters, seeds."""
-    here = Path(__file__).parent
+    runtime = Path(alerts.__file__).parent
     h = hashlib.sha256()
-    for path in sorted([*here.glob("detectors/*.py"), here / "stats.py", here / "simulate.py"]):
+    # The order these files were hashed in when all three lived in alerts/: cached
+    # calibrations stay valid across the move to tools/.
+    simulator = Path(__file__).with_name("simulate.py")
+    for path in [*sorted(runtime.glob("detectors/*.py")), simulator, runtime / "stats.py"]:
         h.update(path.read_bytes())
     setup = {
         "scenarios": {n: vars(SCENARIOS[n]) for n in names},

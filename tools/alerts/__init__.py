@@ -1,0 +1,1 @@
+"""Alert detector evaluation: simulated labelled series, matched thresholds, NAB real data."""

@@ -1,0 +1,1 @@
+"""The demo's news: validation tweets (or generated headlines) with a negative episode."""
