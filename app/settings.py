@@ -38,6 +38,7 @@ from finpulse.config import (
     MetricsSettings,
     StoreSettings,
 )
+from finpulse.errors import invalid_fields
 from ingest.config import IngestSettings
 from model.config import ModelSettings
 from stream.config import StreamSettings
@@ -108,10 +109,7 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()
-        )
-        raise ConfigError(f"invalid configuration: {problems}") from None
+        raise ConfigError(f"invalid configuration: {invalid_fields(exc)}") from None
     except ValueError as exc:  # TOML syntax errors surface as ValueError subclasses
         raise ConfigError(f"invalid configuration file {config_file}: {exc}") from None
     finally:

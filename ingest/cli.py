@@ -13,13 +13,16 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from prometheus_client import CollectorRegistry, start_http_server
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from finpulse.config import KafkaSettings
 from finpulse.context import settings_from
 from finpulse.contracts import Article
+from finpulse.errors import invalid_fields
 from finpulse.logrepeat import quiet_repeats
 from ingest.config import IngestSettings
 from ingest.crawler import Crawler, PollStats
@@ -170,7 +173,7 @@ def _with_presets(
             raise typer.Exit(2) from None
     if not any(s.enabled for s in ingest.sources) and not skipped:
         err.print(
-            "[red]error:[/red] no sources configured: add [[ingest.sources]] to the config "
+            "[red]error:[/red] no sources configured: add \\[\\[ingest.sources]] to the config "
             "or name one with --preset (see --list-presets)"
         )
         raise typer.Exit(2)
@@ -266,7 +269,8 @@ def _replay_options(path: Path, **fields: Any) -> ReplayOptions:
     try:
         options = ReplayOptions(path=path, **fields)
     except ValueError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        why = invalid_fields(exc) if isinstance(exc, ValidationError) else str(exc)
+        err.print(f"[red]error:[/red] {escape(why)}", soft_wrap=True)
         raise typer.Exit(2) from None
     if not path.is_file():
         err.print(f"[red]error:[/red] file not found: {path}")

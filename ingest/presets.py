@@ -295,6 +295,7 @@ def apply(
     """
     from pydantic import ValidationError
 
+    from finpulse.errors import invalid_fields
     from ingest.config import IngestSettings
 
     members = member_names(names)
@@ -304,5 +305,4 @@ def apply(
     try:
         return IngestSettings.model_validate(data), skipped
     except ValidationError as exc:
-        msgs = (str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
-        raise PresetError("; ".join(msgs)) from None
+        raise PresetError(invalid_fields(exc, with_field=False)) from None

@@ -419,3 +419,17 @@ def test_dry_run_skips_presets_it_cannot_run_and_says_why(tmp_path):
     )
     strict = runner.invoke(app, [*args[:-1], "--once"], env={"COLUMNS": "300"})
     assert strict.exit_code == 2 and "ingest.contact" in strict.output
+
+
+def test_cli_option_errors_are_one_line_that_names_what_to_fix(tmp_path):
+    cfg = tmp_path / "finpulse.toml"
+    cfg.write_text("[ingest]\n")
+    crawl = runner.invoke(app, ["--config", str(cfg), "crawl", "--once"], env={"COLUMNS": "300"})
+    assert crawl.exit_code == 2 and "add [[ingest.sources]] to the config" in crawl.output
+    rows = tmp_path / "rows.csv"
+    rows.write_text("text\nhello\n")
+    replay = runner.invoke(
+        app, ["--config", str(cfg), "replay", str(rows), "--rate", "-1"], env={"COLUMNS": "300"}
+    )
+    assert replay.exit_code == 2
+    assert replay.output.strip() == "error: rate: Input should be greater than or equal to 0"
