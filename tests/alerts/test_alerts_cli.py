@@ -199,6 +199,16 @@ def test_evaluate_real_puts_real_results_beside_published_ones(tmp_path):
     assert "| range (default) |" in text and "| someone (published) | 50.0 |" in text
 
 
+def test_evaluate_command_loads_its_tools_and_refuses_a_folder_not_in_nab_layout(app, tmp_path):
+    """The command imports tools.alerts.* only when run; a bad --real folder is one line."""
+    (tmp_path / "empty").mkdir()
+    res = CliRunner().invoke(app, ["alerts", "evaluate", "--real", str(tmp_path / "empty")])
+    assert res.exit_code == 2, res.output
+    assert res.output.strip().splitlines() == [
+        f"error: {tmp_path / 'empty'}: no series under data/realTweets/ (NAB layout expected)"
+    ]
+
+
 def test_silence_add_list_rm(app):
     runner = CliRunner()
     added = runner.invoke(
