@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 
 from model.data import Labeled, holdout_mask
+from model.methods import Context, method
+from model.methods.distill import targets
+from model.methods.losses import TaskLoss, class_weights
 from model.registry import Registry
 from model.scorer import Scorer
-from model.train import Context, TaskLoss, TrainData, _targets, class_weights, train_model
+from model.train import TrainData, train_model
 from tools.model.tiny import tiny_settings, toy_rows, train_tiny_model
 
 
@@ -88,6 +91,11 @@ def test_zero_shot_uses_configured_taxonomy(tmp_path):
     assert set(pred.topic_probs) == {"rates", "oil"}
 
 
+def test_a_method_name_is_registered_once():
+    with pytest.raises(ValueError, match="'full' is already registered"):
+        method("full")(lambda ctx: None)
+
+
 def test_class_weights_favour_rare_classes():
     w = class_weights(["a"] * 90 + ["b"] * 10, ["a", "b", "c"], power=1.0)
     assert w[1] > w[0] and w[2] == 1.0
@@ -136,11 +144,11 @@ def test_teacher_labels_each_text_for_the_task_it_lacks(tiny_registry, tmp_path)
     settings = tiny_settings(tmp_path)
     labels = {t: list(teacher.labels[t]) for t in data}
     ctx = Context(settings, None, None, labels, data, data, data, epochs=1, progress=False)
-    plain, version = _targets(ctx)
+    plain, version = targets(ctx)
     assert version is None and not plain["topic"][len(data["topic"]) :].any()
 
     settings.train.teacher, settings.train.teacher_weight = str(teacher.info.path), 0.5
-    y, version = _targets(ctx)
+    y, version = targets(ctx)
     assert version == teacher.version
     n_topic = len(data["topic"])
     np.testing.assert_array_equal(y["topic"][:n_topic], plain["topic"][:n_topic])  # gold kept
@@ -151,7 +159,7 @@ def test_teacher_labels_each_text_for_the_task_it_lacks(tiny_registry, tmp_path)
 
     ctx.labels = {**labels, "sentiment": labels["sentiment"][::-1]}
     with pytest.raises(ValueError, match="other sentiment labels"):
-        _targets(ctx)
+        targets(ctx)
 
 
 def test_full_training_records_its_teacher(tiny_registry, tmp_path):
