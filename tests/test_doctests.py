@@ -6,7 +6,7 @@ import pkgutil
 
 import pytest
 
-PACKAGES = ["app", "finpulse", "ingest", "stream", "model", "alerts", "dashboard"]
+PACKAGES = ["app", "finpulse", "ingest", "stream", "model", "alerts", "dashboard", "tools"]
 
 
 def _modules() -> list[str]:
