@@ -1,5 +1,5 @@
 """KafkaSink's bounded waits and spool, with a producer double (the real broker's outage is in
-``stream/bench_faults.py``'s ``broker_restart_under_replay``, run by tests/stream)."""
+``tools/stream/faults.py``'s ``broker_restart_under_replay``, run by tests/stream)."""
 
 import asyncio
 import time
