@@ -10,7 +10,7 @@ fetched_at`` of every document) is the latency figure. Targets: Kafka's steady t
 >= 80% of the scorer's (median of three passes), p99 < 2 s at half of peak.
 
 The model is the registry's champion (or ``--model``); without one, a tiny model from
-``model/tiny.py`` is trained into a temporary registry, and the JSON says so.
+``tools/model/tiny.py`` is trained into a temporary registry, and the JSON says so.
 """
 
 from __future__ import annotations
@@ -235,7 +235,7 @@ def _model(settings: Settings, model: str | None, tmp: Path) -> tuple[Settings, 
     err.print(f"no champion in {settings.model.registry_dir}: training a tiny model")
     train_tiny_model(tmp / "models")
     tiny = tiny_settings(tmp / "models")
-    return settings.model_copy(update={"model": tiny}), "tiny (model/tiny.py, random weights)"
+    return settings.model_copy(update={"model": tiny}), "tiny (tools/model/tiny.py, random weights)"
 
 
 def main(
