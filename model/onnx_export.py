@@ -28,10 +28,23 @@ INPUTS = ("token_ids", "padding_mask")
 class _Graph:
     """Nodes and initializers, with generated names for intermediate values."""
 
-    def __init__(self) -> None:
+    def __init__(self, smooth: dict[str, np.ndarray] | None = None) -> None:
         self.nodes: list[onnx.NodeProto] = []
         self.weights: list[onnx.TensorProto] = []
+        self.smooth = smooth or {}
         self._n = 0
+
+    def smoothed(self, value: str, name: str, kernel: np.ndarray) -> tuple[str, np.ndarray]:
+        """Divide ``value``'s channels by ``smooth[name]`` and scale the kernel's rows by it.
+
+        The same product in float32; for int8 it moves the activations' outlier channels
+        into the weights, which are quantised per channel (SmoothQuant).
+        """
+        scale = self.smooth.get(name)
+        if scale is None:
+            return value, kernel
+        inverse = self.const(name + "/smooth", 1.0 / scale)
+        return self.op("Mul", [value, inverse]), kernel * scale[:, None]
 
     def const(self, name: str, value: Any, dtype: Any = np.float32) -> str:
         self.weights.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
@@ -82,9 +95,10 @@ def _layer(g: _Graph, w: dict[str, np.ndarray], i: int, x: str, mask: str, heads
         [w[f"{att}{n}/kernel"].reshape(hidden, -1) for n in ("query", "key", "value")], 1
     )
     qkv_bias = np.concatenate([w[f"{att}{n}/bias"].reshape(-1) for n in ("query", "key", "value")])
+    value, qkv = g.smoothed(x, att + "attention", qkv)
     a = g.op(
         "Attention",
-        [x, g.const(f"l{i}_qkv", qkv), g.const(f"l{i}_qkv_bias", qkv_bias), mask],
+        [value, g.const(f"l{i}_qkv", qkv), g.const(f"l{i}_qkv_bias", qkv_bias), mask],
         domain=MS,
         name=att + "attention",
         num_heads=heads,
@@ -92,7 +106,7 @@ def _layer(g: _Graph, w: dict[str, np.ndarray], i: int, x: str, mask: str, heads
 
     def dense(value: str, name: str) -> str:
         kernel = w[name + "/kernel"]
-        flat = kernel.reshape(-1, kernel.shape[-1])
+        value, flat = g.smoothed(value, name, kernel.reshape(-1, kernel.shape[-1]))
         return g.op("MatMul", [value, g.const(name + "/kernel", flat)], name=name)
 
     def skip_norm(value: str, skip: str, bias: str, norm: str) -> str:
@@ -119,11 +133,21 @@ def _layer(g: _Graph, w: dict[str, np.ndarray], i: int, x: str, mask: str, heads
     return skip_norm(dense(act, out), x, out, p + "feedforward_layer_norm")
 
 
-def export(network: Network, labels: dict[str, list[str]], *, normalize: bool) -> onnx.ModelProto:
-    """``(token_ids int32 [B, S], padding_mask bool [B, S]) -> {task: probabilities}``."""
+def export(
+    network: Network,
+    labels: dict[str, list[str]],
+    *,
+    normalize: bool,
+    smooth: dict[str, np.ndarray] | None = None,
+) -> onnx.ModelProto:
+    """``(token_ids int32 [B, S], padding_mask bool [B, S]) -> {task: probabilities}``.
+
+    ``smooth``: per-channel scales of the inputs of named Attention / MatMul nodes
+    (:func:`model.ort.smoothing_scales`).
+    """
     config = network.backbone.get_config()
     w = _weights(network)
-    g = _Graph()
+    g = _Graph(smooth)
     mask_i = g.op("Cast", ["padding_mask"], to=TensorProto.INT32)
     x = _embeddings(g, w)
     for i in range(config["num_layers"]):

@@ -76,13 +76,14 @@ class Scorer:
             return compile_forward(network.model, softmax=True), tokenizer, meta
         from model import onnx_export, ort
 
-        graph = onnx_export.export(network, meta["labels"], normalize=meta["normalize"])
-        del network  # each copy of the weights goes before the next is made
         if self.plan.path == "onnx-int8":
-            model = ort.quantize_int8(graph)
+            model = ort.int8_model(network, meta, tokenizer)
+            del network
         else:
+            graph = onnx_export.export(network, meta["labels"], normalize=meta["normalize"])
+            del network  # each copy of the weights goes before the next is made
             model = graph.SerializeToString()
-        del graph
+            del graph
         forward = ort.forward(ort.session(model))
         del model
         _release_memory()
