@@ -117,8 +117,9 @@ class ModelSettings(_Section):
     # auto: mixed float16 on a GPU, mixed bfloat16 on a CPU with AMX-BF16 or AVX-512-BF16,
     # else float32.
     precision: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    # Runtime of the scorer. auto: TensorFlow (model.device.choose_path); onnx: ONNX Runtime
-    # fp32, same labels; onnx-int8: dynamic int8, ~1.5x float32, 1.6 % of topic labels move.
+    # Runtime of the scorer (model.device.choose_path). auto: TensorFlow, but ONNX Runtime int8
+    # on a float32 CPU with VNNI (1.4-1.6x float32, 0.7 % of topic labels move); onnx: ONNX
+    # Runtime fp32 (TensorFlow's probabilities, no faster); tensorflow; onnx-int8.
     scoring_path: Literal["auto", "tensorflow", "onnx", "onnx-int8"] = "auto"
     data_files: dict[str, dict[str, str]] = Field(
         default_factory=lambda: {t: dict(s) for t, s in DEFAULT_DATA_FILES.items()}

@@ -125,13 +125,16 @@ def native_bf16(flags: frozenset[str], max_isa: str | None = None) -> str | None
 
 
 @functools.cache
+def _this_cpu() -> frozenset[str]:
+    try:
+        return cpu_flags(Path("/proc/cpuinfo").read_text())
+    except OSError:
+        return frozenset()
+
+
 def cpu_bf16() -> str | None:
     """:func:`native_bf16` of this machine (``/proc/cpuinfo``, ``ONEDNN_MAX_CPU_ISA``)."""
-    try:
-        flags = cpu_flags(Path("/proc/cpuinfo").read_text())
-    except OSError:
-        return None
-    return native_bf16(flags, os.environ.get("ONEDNN_MAX_CPU_ISA"))
+    return native_bf16(_this_cpu(), os.environ.get("ONEDNN_MAX_CPU_ISA"))
 
 
 def cpu_has_amx_bf16() -> bool:
@@ -175,16 +178,30 @@ class ScoringPlan:
         return {"path": self.path, "dtype_policy": self.dtype_policy, "reason": self.reason}
 
 
+def cpu_int8_dot(flags: frozenset[str]) -> bool:
+    """VNNI (AVX-512 or AVX): int8 dot products without the 16-bit saturation of plain AVX2."""
+    return bool(flags & {"avx512_vnni", "avx_vnni"})
+
+
 def choose_path(
-    path: str, precision: str, *, gpu: bool, bf16: str | None, onnx_available: bool
+    path: str,
+    precision: str,
+    *,
+    gpu: bool,
+    bf16: str | None,
+    vnni: bool = False,
+    onnx_available: bool = True,
 ) -> ScoringPlan:
     """The scoring path for ``model.scoring_path`` on a machine described by the flags.
 
-    ``auto``: TensorFlow, in bfloat16 on a CPU that multiplies it natively (AVX-512-BF16:
-    1.48x float32's stream batches, 0.15 % of topic labels changed), in float32 on other
-    CPUs: there ONNX Runtime fp32 scored no faster (0.98-1.05x, side by side) and its int8
-    changed 1.6 % of topic labels (model/README), so neither is chosen unasked. An
-    explicit ONNX path is kept, but needs onnxruntime and a CPU.
+    ``auto``: TensorFlow on a GPU, and in bfloat16 on a CPU that multiplies it natively
+    (AVX-512-BF16: 1.48x float32's stream batches, 0.15 % of topic labels changed). On a
+    float32 CPU with VNNI, ONNX Runtime int8 (SmoothQuant, :mod:`model.ort`): 1.58x
+    TensorFlow float32 at 0.7 % of topic labels changed, measured on AVX-512-VNNI with
+    TensorFlow capped to AVX2 (model/README). Without VNNI ONNX Runtime's int8 kernels are
+    other (saturating) ones, not measured, and its fp32 was no faster: TensorFlow float32.
+    ``precision = "float32"`` asks for float32 and gets TensorFlow's. An explicit path is
+    kept, but ONNX needs onnxruntime and a CPU.
     """
     policy = resolve_policy(precision, gpu=gpu, bf16=bf16)
     if path == "auto":
@@ -193,9 +210,12 @@ def choose_path(
         if policy != "float32":
             why = f"CPU multiplies bfloat16 natively ({bf16})" if bf16 else f"precision {precision}"
             return ScoringPlan("tensorflow", policy, why)
-        return ScoringPlan(
-            "tensorflow", policy, "float32 CPU: ONNX Runtime measured no faster at equal labels"
-        )
+        if precision == "auto" and vnni and onnx_available:
+            return ScoringPlan("onnx-int8", "float32", "float32 CPU with VNNI: int8 SmoothQuant")
+        why = "no VNNI" if precision == "auto" and onnx_available else f"precision {precision}"
+        if not onnx_available:
+            why = "onnxruntime not installed"
+        return ScoringPlan("tensorflow", policy, f"float32 CPU ({why})")
     if path != "tensorflow" and (gpu or not onnx_available):
         why = "a GPU" if gpu else "onnxruntime not installed"
         return ScoringPlan("tensorflow", policy, f"{path} asked for, but {why}")
@@ -213,5 +233,6 @@ def scoring_plan(path: str, precision: str) -> ScoringPlan:
         precision,
         gpu=gpu_available(),
         bf16=cpu_bf16(),
+        vnni=cpu_int8_dot(_this_cpu()),
         onnx_available=importlib.util.find_spec("onnxruntime") is not None,
     )

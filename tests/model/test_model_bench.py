@@ -32,7 +32,7 @@ def test_compare_reports_every_path_side_by_side(tiny_registry, data_dir):
     json.dumps(result)  # printable as it is
     assert result["reference"] == "tensorflow-float32" and list(result["paths"]) == paths
     assert result["texts"].startswith("46 validation tweets")  # 20 topics + 3 sentiments, x2
-    assert result["chosen"]["path"] == "tensorflow"
+    assert result["chosen"]["path"] in ("tensorflow", "onnx-int8")  # per machine
     for name, entry in result["paths"].items():
         assert entry["scoring"]["path"] == bench.PATHS[name][0]
         assert entry["stream"]["articles"] == 46 * 2 and entry["stream"]["articles_per_s"] > 0
@@ -54,6 +54,6 @@ def test_compare_refuses_unknown_paths(tiny_registry, data_dir):
 
 def test_bench_reports_the_scoring_path(tiny_registry, data_dir):
     result = bench.bench(tiny_settings(tiny_registry), data_dir)
-    assert result["scoring"]["path"] == "tensorflow"
+    assert result["scoring"]["path"] in ("tensorflow", "onnx-int8")
     assert result["dtype_policy"] == result["scoring"]["dtype_policy"]
     assert result["stream"]["articles"] == result["bulk"]["articles"] == 46

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from model.device import choose_path, cpu_flags, native_bf16
+from model.device import choose_path, cpu_flags, cpu_int8_dot, native_bf16
 
 CPUINFO = """processor\t: 0
 vendor_id\t: AuthenticAMD
@@ -19,7 +19,7 @@ flags\t\t: fpu sse2 avx avx2 fma {extra}
     ("extra", "cap", "expected"),
     [
         ("", None, None),  # AVX2 only (EPYC Zen 2/3, older Xeons)
-        ("avx512f avx512_vnni", None, None),  # AVX-512 without BF16 (Skylake/Cascade Lake)
+        ("avx512f avx512_vnni", None, None),  # AVX-512 without BF16 (Cascade Lake, Ice Lake)
         ("avx512f avx512_bf16", None, "avx512_bf16"),  # Zen 4, Cooper Lake
         ("avx512f avx512_bf16 amx_bf16 amx_tile", None, "amx_bf16"),  # Sapphire Rapids
         ("avx512f avx512_bf16 amx_bf16", "AVX2", None),  # ONEDNN_MAX_CPU_ISA simulates AVX2
@@ -32,17 +32,21 @@ def test_native_bf16_from_cpuinfo_and_onednn_cap(extra, cap, expected):
     flags = cpu_flags(CPUINFO.format(extra=extra))
     assert "avx2" in flags and "bogomips" not in flags
     assert native_bf16(flags, cap) == expected
+    assert cpu_int8_dot(flags) == ("vnni" in extra)
     assert cpu_flags("processor : 0\n") == frozenset()
 
 
 def test_choose_path_per_machine():
-    def plan(path="auto", precision="auto", *, gpu=False, bf16=None, onnx=True):
-        p = choose_path(path, precision, gpu=gpu, bf16=bf16, onnx_available=onnx)
+    def plan(path="auto", precision="auto", *, gpu=False, bf16=None, vnni=False, onnx=True):
+        p = choose_path(path, precision, gpu=gpu, bf16=bf16, vnni=vnni, onnx_available=onnx)
         return p.path, p.dtype_policy
 
-    assert plan(bf16="amx_bf16") == ("tensorflow", "mixed_bfloat16")
-    assert plan(bf16="avx512_bf16") == ("tensorflow", "mixed_bfloat16")
-    assert plan() == ("tensorflow", "float32")  # AVX2: ONNX Runtime measured no faster
+    assert plan(bf16="amx_bf16", vnni=True) == ("tensorflow", "mixed_bfloat16")
+    assert plan(bf16="avx512_bf16", vnni=True) == ("tensorflow", "mixed_bfloat16")
+    assert plan(vnni=True) == ("onnx-int8", "float32")  # AVX-512-VNNI, or bf16 capped away
+    assert plan(vnni=True, precision="float32") == ("tensorflow", "float32")
+    assert plan(vnni=True, onnx=False) == ("tensorflow", "float32")
+    assert plan() == ("tensorflow", "float32")  # plain AVX2: int8 kernels not measured
     assert plan(onnx=False) == ("tensorflow", "float32")
     assert plan(gpu=True) == ("tensorflow", "mixed_float16")
     assert plan(precision="float32", bf16="amx_bf16") == ("tensorflow", "float32")
