@@ -37,14 +37,21 @@ INT8_KEEP_FP32 = ("topic_head", "sentiment_head", "feedforward_output_dense")
 CALIBRATION_TEXTS = 512
 
 
-def quantize_int8(model: onnx.ModelProto, keep_fp32: tuple[str, ...] = INT8_KEEP_FP32) -> bytes:
+def quantize_int8(
+    model: onnx.ModelProto | Path, keep_fp32: tuple[str, ...] = INT8_KEEP_FP32
+) -> bytes:
     """Dynamic int8 quantisation of MatMul and Attention weights, per output channel."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    keep = [n.name for n in model.graph.node if n.name.endswith(keep_fp32)]
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        onnx.save(model, src)
+        if isinstance(model, Path):
+            src = model
+            model = onnx.load(src, load_external_data=False)
+        else:
+            onnx.save(model, src)
+        keep = [n.name for n in model.graph.node if n.name.endswith(keep_fp32)]
+        del model  # quantize_dynamic reads its own copy
         quantize_dynamic(
             src,
             dst,
@@ -74,13 +81,23 @@ def calibration_batches(
     return [pad([ids[i] for i in b], max_length) for b in length_batches(lengths, 64)]
 
 
-def int8_model(network: Network, meta: dict[str, Any], tokenizer: Tokenizer) -> bytes:
-    """The network as smoothed, dynamically quantised int8 (about 10-20 s on 2 cores)."""
+def smoothed_graph(
+    network: Network, meta: dict[str, Any], tokenizer: Tokenizer, path: Path
+) -> Path:
+    """Write the network with SmoothQuant scales to ``path``, for :func:`quantize_int8`.
+
+    Calibration runs the fp32 graph on :func:`calibration_batches` (about 10-20 s on 2
+    cores, with the quantisation). Written to a file, so the caller can drop the network
+    before quantising: one copy of the weights at a time (the worker's peak RSS).
+    """
     graph = onnx_export.export(network, meta["labels"], normalize=meta["normalize"])
     scales = smoothing_scales(graph, calibration_batches(tokenizer, meta["max_length"]))
     del graph
-    smooth = onnx_export.export(network, meta["labels"], normalize=meta["normalize"], smooth=scales)
-    return quantize_int8(smooth)
+    onnx.save(
+        onnx_export.export(network, meta["labels"], normalize=meta["normalize"], smooth=scales),
+        path,
+    )
+    return path
 
 
 def session(model: onnx.ModelProto | bytes, *, threads: int = 1) -> Any:
@@ -127,11 +144,12 @@ def smoothing_scales(
         and n.input[1] in weights
         and not n.name.endswith(skip)
     ]
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    for name in {n.input[0] for n in nodes}:
-        probe.graph.output.append(helper.make_empty_tensor_value_info(name))
-    sess = session(probe)
+    rows = {n.name: np.abs(numpy_helper.to_array(weights[n.input[1]])).max(1) for n in nodes}
+    outputs = len(model.graph.output)
+    for name in {n.input[0] for n in nodes}:  # for the probe only, then taken off again
+        model.graph.output.append(helper.make_empty_tensor_value_info(name))
+    sess = session(model)
+    del model.graph.output[outputs:]
     names = [n.input[0] for n in nodes]
     peak: dict[str, np.ndarray] = {}
     for token_ids, padding_mask in batches:
@@ -139,9 +157,9 @@ def smoothing_scales(
         for name, value in zip(names, sess.run(names, feeds), strict=True):
             m = np.abs(value).reshape(-1, value.shape[-1]).max(0)
             peak[name] = np.maximum(peak.get(name, m), m)
+    del sess
     scales = {}
     for n in nodes:
-        w = np.abs(numpy_helper.to_array(weights[n.input[1]])).max(1)
-        s = peak[n.input[0]] ** alpha / np.maximum(w, 1e-5) ** (1 - alpha)
+        s = peak[n.input[0]] ** alpha / np.maximum(rows[n.name], 1e-5) ** (1 - alpha)
         scales[n.name] = np.clip(s, 1e-2, 1e2).astype(np.float32)
     return scales

@@ -14,6 +14,7 @@ import ctypes
 import gc
 import logging
 import sys
+import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -77,8 +78,10 @@ class Scorer:
         from model import onnx_export, ort
 
         if self.plan.path == "onnx-int8":
-            model = ort.int8_model(network, meta, tokenizer)
-            del network
+            with tempfile.TemporaryDirectory() as tmp:
+                smoothed = ort.smoothed_graph(network, meta, tokenizer, Path(tmp) / "fp32.onnx")
+                del network
+                model = ort.quantize_int8(smoothed)
         else:
             graph = onnx_export.export(network, meta["labels"], normalize=meta["normalize"])
             del network  # each copy of the weights goes before the next is made
