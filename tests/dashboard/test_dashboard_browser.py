@@ -57,6 +57,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_listening(port: int, thread: threading.Thread, result: dict, seconds: float = 60) -> None:
+    """Block until the demo's server accepts connections: a browser that starts faster than
+    the server would otherwise meet ERR_CONNECTION_REFUSED on its first page load."""
+    deadline = time.monotonic() + seconds
+    while thread.is_alive() and time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    why = result.get("error", f"not within {seconds} s")
+    raise AssertionError(f"the demo's server did not listen on port {port}: {why}")
+
+
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     """The demo (pipeline + dashboard) running in a thread; yields (url, settings, report)."""
@@ -111,6 +125,7 @@ def pipeline(tmp_path_factory):
 
     thread = threading.Thread(target=run, name="demo", daemon=True)
     thread.start()
+    wait_listening(api.port, thread, result)
     yield f"http://127.0.0.1:{api.port}", api, result
     loop.call_soon_threadsafe(stop.set)
     thread.join(timeout=30)
