@@ -168,7 +168,8 @@ def dtype_policy(precision: str) -> str:
 
 @dataclass(frozen=True)
 class ScoringPlan:
-    """Which runtime scores, in which precision, and why (printed, in /api/model, bench JSON)."""
+    """Which runtime scores, in which precision, and why (logged at load, on the worker's
+    ``finpulse_model_info`` metric, in the bench JSON)."""
 
     path: str  # "tensorflow" | "onnx" (ONNX Runtime fp32) | "onnx-int8"
     dtype_policy: str  # TensorFlow's Keras policy; float32 for the ONNX paths

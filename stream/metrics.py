@@ -11,9 +11,9 @@ One instance per process, bound to a registry so tests can use a fresh one each.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info
 
@@ -98,8 +98,13 @@ class StreamMetrics:
         self.clamped.inc(counter.clamped - clamped)
         return deltas
 
-    def set_model(self, version: str) -> None:
-        self.model.info({"version": version})
+    def set_model(self, version: str, scoring: Mapping[str, Any] | None = None) -> None:
+        """The scoring model and, when the scorer says, how it runs: the path and precision
+        are chosen per machine at load, so two workers of one version may differ."""
+        labels = {"version": version}
+        if scoring:
+            labels |= {"scoring_path": scoring["path"], "dtype_policy": scoring["dtype_policy"]}
+        self.model.info(labels)
 
     def observe_scored(self, articles: Sequence[ScoredArticle]) -> None:
         for a in articles:

@@ -124,7 +124,7 @@ class BatchScorer:
             return False
         log.info("scoring with model %s (was %s)", scorer.version, self.version)
         self.scorer, self._ref = scorer, wanted
-        self.metrics.set_model(scorer.version)
+        self.metrics.set_model(scorer.version, getattr(scorer, "scoring", None))
         return True
 
     def score(self, articles: Sequence[Article]) -> ScoringResult:

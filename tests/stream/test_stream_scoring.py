@@ -31,6 +31,18 @@ def test_scores_a_batch_and_records_metrics(metrics):
     assert r.get_sample_value("finpulse_model_info", {"version": "v1"}) == 1
 
 
+def test_model_info_says_how_the_scorer_runs_on_this_machine(metrics):
+    class Models(FakeModels):
+        def load(self, version):
+            scorer = super().load(version)
+            scorer.scoring = {"path": "onnx-int8", "dtype_policy": "float32", "reason": "VNNI"}
+            return scorer
+
+    BatchScorer(Models(), metrics).score([make_article(1)])
+    labels = {"version": "v1", "scoring_path": "onnx-int8", "dtype_policy": "float32"}
+    assert metrics.registry.get_sample_value("finpulse_model_info", labels) == 1
+
+
 def test_hot_reload_switches_between_batches_only_after_the_check_interval(metrics):
     models, clock = FakeModels("v1"), Clock()
     scorer = BatchScorer(models, metrics, check_every_s=5, clock=clock)
