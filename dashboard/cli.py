@@ -68,7 +68,7 @@ def serve(
 
 
 def demo(ctx: typer.Context) -> None:
-    """Train a model if there is none, replay news with a negative episode, open the dashboard."""
+    """Replay real labelled news with a negative episode through the champion; open the page."""
     from dashboard.demo import main
     from dashboard.server import BindRefused
 
