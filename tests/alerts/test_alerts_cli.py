@@ -41,46 +41,19 @@ def test_backtest_proportion_series_marks_alert_starts(app, tmp_path):
 
 
 def test_backtest_count_series_and_bad_input(app, tmp_path):
+    def backtest(rows_csv, out, *extra):
+        args = ["alerts", "backtest", "-i", str(tmp_path / rows_csv), "-o", str(out), *extra]
+        return CliRunner().invoke(app, args)
+
     write_csv(tmp_path / "c.csv", ["timestamp", "value"], [(i * 3600, i % 2) for i in range(60)])
-    ok = CliRunner().invoke(
-        app,
-        [
-            "alerts",
-            "backtest",
-            "-i",
-            str(tmp_path / "c.csv"),
-            "-o",
-            str(tmp_path / "o.csv"),
-            "--detector",
-            "ratio",
-            "--param",
-            "spike_height=4",
-        ],
-    )
+    ok = backtest("c.csv", tmp_path / "o.csv", "--detector", "ratio", "--param", "spike_height=4")
     assert ok.exit_code == 0, ok.output
     write_csv(tmp_path / "bad.csv", ["timestamp", "value"], [(0, 1), (3600, "many")])
-    bad = CliRunner().invoke(
-        app, ["alerts", "backtest", "-i", str(tmp_path / "bad.csv"), "-o", str(tmp_path / "x.csv")]
-    )
+    bad = backtest("bad.csv", tmp_path / "x.csv")
     assert bad.exit_code == 2 and "line 3" in bad.output
-    zone = CliRunner().invoke(
-        app,
-        ["alerts", "backtest", "-i", str(tmp_path / "c.csv"), "-o", "x.csv", "--tz", "Mars/Base"],
-    )
+    zone = backtest("c.csv", "x.csv", "--tz", "Mars/Base")
     assert zone.exit_code == 2 and "unknown time zone" in zone.output
-    step = CliRunner().invoke(
-        app,
-        [
-            "alerts",
-            "backtest",
-            "-i",
-            str(tmp_path / "c.csv"),
-            "-o",
-            "x.csv",
-            "--param",
-            "step_s=60",
-        ],
-    )
+    step = backtest("c.csv", "x.csv", "--param", "step_s=60")
     assert step.exit_code == 2 and "step_s is the input's smallest gap" in step.output
     assert "Traceback" not in step.output
 
