@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import faust
-from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.errors import IllegalStateError, MessageSizeTooLargeError
 from faust.exceptions import ProducerSendError
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
@@ -287,19 +287,23 @@ async def report_lag(
 ) -> set[tuple[str, str]]:
     """Set ``finpulse_consumer_lag`` for the partitions this worker owns; returns their labels.
 
-    A partition just assigned has no highwater until its first fetch: it is left out until it
-    has one (the subtraction used to crash the worker's timer, and so the worker, when a
-    rebalance fell between two reports).
+    A partition just assigned has no highwater until its first fetch, and one revoked by a
+    rebalance that starts mid-report makes the client raise: either is left out until the
+    next report (both used to crash the worker's timer, and so the worker, when a rebalance
+    fell between two reports or during one).
     """
     committed = getattr(consumer, "_committed_offset", {})
     now: set[tuple[str, str]] = set()
     for tp in consumer.assignment():
-        high = consumer.highwater(tp)
-        if high is None:
+        try:
+            high = consumer.highwater(tp)
+            if high is None:
+                continue
+            done = committed.get(tp)
+            if done is None:
+                done = await consumer.position(tp) or 0
+        except (AssertionError, IllegalStateError):  # aiokafka's "Partition is not assigned"
             continue
-        done = committed.get(tp)
-        if done is None:
-            done = await consumer.position(tp) or 0
         labels = (tp.topic, str(tp.partition))
         metrics.consumer_lag.labels(*labels).set(max(0, high - done))
         now.add(labels)

@@ -110,8 +110,15 @@ class Sandbox:
         return proc
 
     def worker_logs(self, tail: int = 3000) -> str:
-        logs = sorted(self.workdir.glob(f"{self.uid}-worker-*.log"))
-        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-tail:]}" for p in logs)
+        """Each worker's first traceback (the cause; what follows is often shutdown noise)
+        and the end of its log."""
+        out = []
+        for p in sorted(self.workdir.glob(f"{self.uid}-worker-*.log")):
+            text = p.read_text(errors="replace")
+            first = text.find("Traceback", 0, max(0, len(text) - tail))
+            cause = f"{text[first : first + tail]}\n[…]\n" if first >= 0 else ""
+            out.append(f"--- {p.name}\n{cause}{text[-tail:]}")
+        return "\n".join(out)
 
     # -- data ------------------------------------------------------------------------
     def produce(
