@@ -17,13 +17,25 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
-
 log = logging.getLogger(__name__)
+
+
+# Device nodes some GPU driver creates (NVIDIA; AMD ROCm; WSL's GPU paravirtualisation).
+GPU_DEVICE_NODES = ("nvidia[0-9]*", "kfd", "dxg")
+
+
+def gpu_device_nodes(dev: Path = Path("/dev")) -> bool:
+    """Whether a GPU driver's device node exists. Without one no backend can see a GPU, and
+    asking costs no TensorFlow import (5 s and 0.7 GB, which the ONNX paths do without)."""
+    return any(any(dev.glob(pattern)) for pattern in GPU_DEVICE_NODES)
 
 
 @functools.cache
 def gpu_available() -> bool:
+    if not gpu_device_nodes():
+        return False
+    import keras
+
     backend = keras.backend.backend()
     try:
         if backend == "tensorflow":
@@ -43,18 +55,24 @@ def gpu_available() -> bool:
     return False
 
 
-def parallel_batches(requested: int) -> int:
+def parallel_batches(requested: int, *, tensorflow: bool = True) -> int:
     """How many batches a scorer runs at once: on a CPU, one per core, each on one thread.
 
     A tweet-sized batch spread over all cores spends much of its time synchronising the
     op threads; one op thread per batch and one batch per core does not (see model/README).
     TensorFlow takes its thread count only before it starts: when it already has (say,
     training earlier in this process) with another count, batches stay one at a time.
+    ``tensorflow=False`` (ONNX Runtime: one single-threaded session run per batch) leaves
+    TensorFlow unimported.
     """
-    if requested == 1 or gpu_available() or keras.backend.backend() != "tensorflow":
+    if requested == 1 or gpu_available():
         return 1
     n = requested or usable_cpus()
-    if n == 1:
+    if n == 1 or not tensorflow:
+        return n
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
         return 1
     import tensorflow as tf
 

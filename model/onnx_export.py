@@ -12,13 +12,14 @@ probabilities against TensorFlow's.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from model.network import Network
+if TYPE_CHECKING:
+    from model.network import Network
 
 MS = "com.microsoft"
 EPSILON = 1e-12  # keras-hub BERT's LayerNorm epsilon

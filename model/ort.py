@@ -9,10 +9,16 @@ tweets), and keeps the task heads and the feed-forward output denses in float32
 (:data:`INT8_KEEP_FP32`).
 Each session uses one op thread: the scorer runs one batch per core, as it does with
 TensorFlow (``model.cpu_parallel_batches``).
+The built graph is cached per model (:func:`graph_file`): a later load or hot reload of the
+same model reads it and needs neither TensorFlow nor the calibration.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import logging
+import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +41,60 @@ if TYPE_CHECKING:
 # scales on the other inputs 0.70 / 0.45 % (model/README).
 INT8_KEEP_FP32 = ("topic_head", "sentiment_head", "feedforward_output_dense")
 CALIBRATION_TEXTS = 512
+CACHE_KEEP = 3  # graphs kept in the cache: the champion, its predecessor and a challenger
+
+log = logging.getLogger(__name__)
+
+
+def graph_file(model_dir: Path, path: str, cache_dir: Path) -> Path:
+    """Where the ``path`` graph of the model in ``model_dir`` is cached.
+
+    Named by a hash of everything the graph is made from: the model's files (``model.json``
+    names an adapter's base by the sha256 of its weights), the code that builds it and ONNX
+    Runtime's version. A changed model or a new release gets a new name, never a stale graph.
+    """
+    from importlib.metadata import version
+
+    digest = hashlib.sha256(f"{path}\0{version('onnxruntime')}".encode())
+    for source in (Path(__file__), Path(onnx_export.__file__)):
+        digest.update(source.read_bytes())
+    for file in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+        digest.update(file.relative_to(model_dir).as_posix().encode())
+        with file.open("rb") as fh:
+            digest.update(hashlib.file_digest(fh, "sha256").digest())
+    return cache_dir / f"{path}-{digest.hexdigest()[:32]}.onnx"
+
+
+def cached_graph(file: Path, build: Callable[[], bytes]) -> Path | bytes:
+    """The graph cached at ``file``, built and written first when missing (only the
+    :data:`CACHE_KEEP` most recently used stay). Where the cache cannot be written, the
+    built graph itself: the scorer works, rebuilding at each load."""
+    if file.is_file():
+        with contextlib.suppress(OSError):  # a read-only cache still serves
+            os.utime(file)  # most recently used: pruned last
+        return file
+    graph = build()
+    tmp = None
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=".building-", suffix=".onnx")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(graph)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from workers running as others
+        os.replace(tmp, file)
+    except OSError as exc:
+        log.warning(
+            "cannot cache the ONNX graph in %s (%s); rebuilt at each load", file.parent, exc
+        )
+        if tmp:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        return graph
+    cached = sorted(file.parent.glob("*.onnx"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in cached[CACHE_KEEP:]:
+        with contextlib.suppress(OSError):
+            old.unlink()
+    return file
 
 
 def quantize_int8(
@@ -100,7 +160,7 @@ def smoothed_graph(
     return path
 
 
-def session(model: onnx.ModelProto | bytes, *, threads: int = 1) -> Any:
+def session(model: onnx.ModelProto | bytes | Path, *, threads: int = 1) -> Any:
     """An ONNX Runtime CPU session with all graph optimisations, ``threads`` op threads."""
     import onnxruntime as ort
 
@@ -108,7 +168,10 @@ def session(model: onnx.ModelProto | bytes, *, threads: int = 1) -> Any:
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    data = model if isinstance(model, bytes) else model.SerializeToString()
+    if isinstance(model, Path):
+        data: str | bytes = str(model)
+    else:
+        data = model if isinstance(model, bytes) else model.SerializeToString()
     return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
 

@@ -24,16 +24,15 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer
 
-from model.artifact import load_network
 from model.config import ModelSettings
 from model.data import Labeled
 from model.device import gpu_available, parallel_batches, scoring_plan
-from model.encoder import run_batched, tokenize
+from model.encoder import load_tokenizer, run_batched, tokenize
 from model.metrics import task_metrics
-from model.network import compile_forward
 from model.registry import ModelInfo, Registry
 
 log = logging.getLogger(__name__)
+GRAPH_CACHE = ".onnx-cache"  # in the registry directory: the ONNX paths' built graphs
 
 
 def _release_memory() -> None:
@@ -60,37 +59,58 @@ class Scorer:
     def __init__(self, info: ModelInfo, settings: ModelSettings) -> None:
         self.info = info
         self.version: str = info.version
-        self.parallel = parallel_batches(settings.cpu_parallel_batches)  # before TF starts
         self.plan = scoring_plan(settings.scoring_path, settings.precision)
-        self._forward, self.tokenizer, meta = self._load(info.path)
+        tensorflow = self.plan.path == "tensorflow"
+        # before TensorFlow starts; the ONNX paths never start it once their graph is cached
+        self.parallel = parallel_batches(settings.cpu_parallel_batches, tensorflow=tensorflow)
+        if tensorflow:
+            self._forward, self.tokenizer, meta = self._load_tensorflow(info.path)
+        else:
+            meta = info.meta
+            self._forward = self._load_onnx(info.path, settings.registry_dir / GRAPH_CACHE)
+            self.tokenizer = load_tokenizer(info.path, meta["max_length"])
         self.labels: dict[str, list[str]] = meta["labels"]
         self.max_length: int = meta["max_length"]
         self.batch_size = settings.gpu_batch_size if gpu_available() else settings.batch_size
         log.info("scoring %s: %s (%s)", self.version, self.plan.path, self.plan.reason)
         self._pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="finpulse-score")
 
-    def _load(self, path: Path) -> tuple[Any, Tokenizer, dict[str, Any]]:
-        """The forward function of the chosen path, the tokenizer and ``model.json``."""
+    def _load_tensorflow(self, path: Path) -> tuple[Any, Tokenizer, dict[str, Any]]:
+        """The compiled Keras forward function, the tokenizer and ``model.json``."""
+        from model.artifact import load_network
+        from model.network import compile_forward
+
         sys.modules.setdefault("tensorflow_text", None)  # see _release_memory
         network, tokenizer, meta = load_network(path, dtype=self.plan.dtype_policy)
-        if self.plan.path == "tensorflow":
-            return compile_forward(network.model, softmax=True), tokenizer, meta
-        from model import onnx_export, ort
+        return compile_forward(network.model, softmax=True), tokenizer, meta
 
+    def _load_onnx(self, path: Path, cache: Path) -> Any:
+        """ONNX Runtime's forward function, from the cached graph or one built now."""
+        from model import ort
+
+        graph = ort.cached_graph(
+            ort.graph_file(path, self.plan.path, cache), lambda: self._build(path)
+        )
+        forward = ort.forward(ort.session(graph))
+        del graph
+        _release_memory()
+        return forward
+
+    def _build(self, path: Path) -> bytes:
+        """The ONNX graph of the model at ``path`` (TensorFlow loads it; int8: calibrated)."""
+        from model import onnx_export, ort
+        from model.artifact import load_network
+
+        sys.modules.setdefault("tensorflow_text", None)
+        network, tokenizer, meta = load_network(path, dtype=self.plan.dtype_policy)
         if self.plan.path == "onnx-int8":
             with tempfile.TemporaryDirectory() as tmp:
                 smoothed = ort.smoothed_graph(network, meta, tokenizer, Path(tmp) / "fp32.onnx")
-                del network
-                model = ort.quantize_int8(smoothed)
-        else:
-            graph = onnx_export.export(network, meta["labels"], normalize=meta["normalize"])
-            del network  # each copy of the weights goes before the next is made
-            model = graph.SerializeToString()
-            del graph
-        forward = ort.forward(ort.session(model))
-        del model
-        _release_memory()
-        return forward, tokenizer, meta
+                del network  # each copy of the weights goes before the next is made
+                return ort.quantize_int8(smoothed)
+        graph = onnx_export.export(network, meta["labels"], normalize=meta["normalize"])
+        del network
+        return graph.SerializeToString()
 
     @property
     def scoring(self) -> dict[str, Any]:

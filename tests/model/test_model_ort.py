@@ -1,5 +1,7 @@
 """Scoring paths: CPU flags, the path chosen per machine, the ONNX graph against TensorFlow."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -58,6 +60,18 @@ def test_choose_path_per_machine():
     chosen = choose_path("onnx", "auto", gpu=False, bf16=None, onnx_available=False)
     assert chosen.path == "tensorflow" and "onnxruntime not installed" in chosen.reason
     assert set(chosen.describe()) == {"path", "dtype_policy", "reason"}
+
+
+def test_gpu_device_nodes_answer_without_tensorflow(tmp_path):
+    from model.device import gpu_device_nodes
+
+    assert not gpu_device_nodes(tmp_path)
+    (tmp_path / "nvidiactl").touch()  # the control node alone is no GPU
+    assert not gpu_device_nodes(tmp_path)
+    for node in ("nvidia0", "kfd", "dxg"):
+        (tmp_path / node).touch()
+        assert gpu_device_nodes(tmp_path)
+        (tmp_path / node).unlink()
 
 
 TEXTS = [
@@ -129,3 +143,86 @@ def test_scorer_paths_give_the_same_results(tiny_registry):
     ]
     for s in scorers.values():
         s.close()
+
+
+def test_onnx_graph_is_built_once_per_model_then_read_from_the_cache(
+    tiny_registry, tmp_path, monkeypatch
+):
+    import shutil
+
+    from model import ort
+    from model.scorer import GRAPH_CACHE, Scorer
+    from tools.model.tiny import tiny_settings
+
+    registry = tmp_path / "registry"
+    shutil.copytree(tiny_registry, registry, ignore=shutil.ignore_patterns(GRAPH_CACHE))
+    settings = tiny_settings(registry).model_copy(
+        update={"scoring_path": "onnx-int8", "precision": "float32"}
+    )
+    built = Scorer.load("champion", settings)
+    cache = registry / GRAPH_CACHE
+    (graph,) = cache.glob("onnx-int8-*.onnx")
+    assert graph.stat().st_mode & 0o777 == 0o644  # readable by workers running as others
+
+    def no_build(self, path):
+        raise AssertionError("built again although cached")
+
+    monkeypatch.setattr(Scorer, "_build", no_build)
+    cached = Scorer.load("champion", settings)
+    for task, probs in built.predict_proba(TEXTS).items():
+        np.testing.assert_array_equal(cached.predict_proba(TEXTS)[task], probs)
+
+    # Anything the graph is made from changes its name: another path, another model file.
+    model_dir = built.info.path
+    assert ort.graph_file(model_dir, "onnx", cache) != graph
+    (model_dir / "heads.npz").write_bytes((model_dir / "heads.npz").read_bytes() + b"\0")
+    assert ort.graph_file(model_dir, "onnx-int8", cache) != graph
+    for s in (built, cached):
+        s.close()
+
+
+def test_graph_cache_keeps_the_recent_ones_and_works_read_only(tmp_path, caplog):
+    from model import ort
+
+    cache = tmp_path / "cache"
+    files = [cache / f"g{i}.onnx" for i in range(ort.CACHE_KEEP + 2)]
+    for i, f in enumerate(files):
+        assert ort.cached_graph(f, lambda i=i: b"graph %d" % i) == f
+        os.utime(f, (1000 + i, 1000 + i))  # distinct ages, oldest first
+    assert sorted(cache.glob("*.onnx")) == sorted(files[-ort.CACHE_KEEP :])
+    assert ort.cached_graph(files[-1], lambda: b"never built") == files[-1]
+
+    cache.chmod(0o555)  # a read-only registry: built each time, still served
+    try:
+        if os.access(cache, os.W_OK):  # root writes anyway: nothing to check
+            return
+        assert ort.cached_graph(cache / "new.onnx", lambda: b"built") == b"built"
+        assert "cannot cache the ONNX graph" in caplog.text
+        assert not list(cache.glob(".building-*"))
+    finally:
+        cache.chmod(0o755)
+
+
+def test_a_cached_onnx_scorer_never_imports_tensorflow(tiny_registry):
+    """The point of the cache on a float32 CPU: load in seconds and about 0.25 GB (model/README)."""
+    import subprocess
+    import sys
+
+    from model.scorer import Scorer
+    from tools.model.tiny import tiny_settings
+
+    settings = tiny_settings(tiny_registry).model_copy(update={"scoring_path": "onnx"})
+    scorer = Scorer.load("champion", settings)  # builds the graph (TensorFlow, this process)
+    expected = scorer.predict(["shares fall"])[0].topic
+    scorer.close()
+    code = """import sys
+from model.config import ModelSettings
+from model.scorer import Scorer
+scorer = Scorer.load("champion", ModelSettings.model_validate_json(sys.argv[1]))
+topic = scorer.predict(["shares fall"])[0].topic
+print("tensorflow" in sys.modules, "keras" in sys.modules, topic)
+"""
+    run = [sys.executable, "-c", code, settings.model_dump_json()]
+    out = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == f"False False {expected}"
