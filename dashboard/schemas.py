@@ -266,6 +266,9 @@ class ModelOut(BaseModel):
     metrics_data: str | None = None
     generated_data: bool = False
     origin: dict[str, Any] = Field(default_factory=dict)
+    # The scoring path these settings pick on the API's machine: path, dtype_policy, reason,
+    # host (a worker elsewhere exports its own on finpulse_model_info).
+    scoring: dict[str, str] = Field(default_factory=dict)
     versions: list[str]
     topics: list[str]
     sentiments: list[str]

@@ -6,6 +6,7 @@ store and alert state can be handed in instead of opened twice.
 
 from __future__ import annotations
 
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,9 @@ from alerts.store import AlertStore
 from dashboard.config import ApiSettings
 from dashboard.feedback import FeedbackLog
 from finpulse.contracts import Scope
+from model.config import ModelSettings
 from model.data import describe
+from model.device import scoring_plan
 from model.labels import SENTIMENTS, TOPICS
 from model.registry import Registry
 from stream.sinks import Store, open_store
@@ -33,12 +36,14 @@ class Services:
     alerts: AlertStore
     rules: list[RuleConfig]
     registry: Registry
+    model: ModelSettings
     feedback: FeedbackLog
     api: ApiSettings
     window_s: int = 300
     watchlist: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     _facets: tuple[float, dict[str, list[str]]] | None = None
+    _scoring: dict[str, str] | None = None
 
     @classmethod
     def from_settings(
@@ -54,6 +59,7 @@ class Services:
             alerts=alerts or AlertStore(settings.alerts.state_db),
             rules=list(settings.alerts.rules),
             registry=Registry.of(settings.model),
+            model=settings.model,
             feedback=FeedbackLog(api.feedback_path),
             api=api,
             window_s=settings.stream.window_s,
@@ -84,6 +90,15 @@ class Services:
         self._facets = (now, facets)
         return facets
 
+    def scoring(self) -> dict[str, str]:
+        """The scoring path these model settings pick on this machine (no model loaded, no
+        TensorFlow import without a GPU). A worker on another machine may pick another: it
+        logs its own and exports it on ``finpulse_model_info``."""
+        if self._scoring is None:
+            plan = scoring_plan(self.model.scoring_path, self.model.precision)
+            self._scoring = {**plan.describe(), "host": socket.gethostname()}
+        return self._scoring
+
     def model_info(self) -> dict[str, Any]:
         info = self.registry.champion()
         versions = [i.version for i in self.registry.list()]
@@ -93,8 +108,10 @@ class Services:
                 "versions": versions,
                 "topics": TOPICS,
                 "sentiments": SENTIMENTS,
+                "scoring": self.scoring(),
             }
         return {
+            "scoring": self.scoring(),
             "version": info.version,
             "method": info.method,
             "created_at": info.created_at.isoformat(),

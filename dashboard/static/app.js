@@ -123,7 +123,9 @@ function modelSummary(m) {
     .map((t) => `${t} acc ${h[t].accuracy} / macro-F1 ${h[t].macro_f1}`);
   const origin = m.origin?.kind === "imported" ? `imported from ${m.origin.from}` : m.origin?.kind;
   const data = `measured on ${m.metrics_data || "data not recorded"}`;
-  return [`${m.method} ${origin || ""}`.trim(), ...nums, data].join("\n");
+  const s = m.scoring || {};
+  const path = s.path ? `scores with ${s.path} (${s.dtype_policy}) on ${s.host}: ${s.reason}` : "";
+  return [`${m.method} ${origin || ""}`.trim(), ...nums, data, path].filter(Boolean).join("\n");
 }
 
 function syncScopeForm() {

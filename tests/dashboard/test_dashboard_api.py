@@ -3,6 +3,7 @@
 import asyncio
 import json
 import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -222,6 +223,11 @@ def test_model_info_without_a_promoted_champion_is_the_shipped_model(client):
         assert m["versions"] == [SHIPPED] and not m["generated_data"]
     else:
         assert m["versions"] == []
+    # The path a scorer with these settings picks here, and why (issue 20).
+    from model.device import scoring_plan
+
+    plan = scoring_plan("auto", "auto")
+    assert m["scoring"] == {**plan.describe(), "host": socket.gethostname()}
 
 
 def test_openapi_documents_every_endpoint(client):
