@@ -24,28 +24,39 @@ if TYPE_CHECKING:
 MS = "com.microsoft"
 EPSILON = 1e-12  # keras-hub BERT's LayerNorm epsilon
 INPUTS = ("token_ids", "padding_mask")
+OUTLIER_SUFFIX = "_outliers"  # the float32 product of a dense's outlier channels
 
 
 class _Graph:
     """Nodes and initializers, with generated names for intermediate values."""
 
-    def __init__(self, smooth: dict[str, np.ndarray] | None = None) -> None:
+    def __init__(
+        self,
+        smooth: dict[str, np.ndarray] | None = None,
+        outliers: dict[str, np.ndarray] | None = None,
+    ) -> None:
         self.nodes: list[onnx.NodeProto] = []
         self.weights: list[onnx.TensorProto] = []
         self.smooth = smooth or {}
+        self.outliers = outliers or {}
         self._n = 0
 
     def smoothed(self, value: str, name: str, kernel: np.ndarray) -> tuple[str, np.ndarray]:
         """Divide ``value``'s channels by ``smooth[name]`` and scale the kernel's rows by it.
 
         The same product in float32; for int8 it moves the activations' outlier channels
-        into the weights, which are quantised per channel (SmoothQuant).
+        into the weights, which are quantised per channel (SmoothQuant). Channels in
+        ``outliers[name]`` are zeroed here (activation and weight row): :func:`_dense`
+        multiplies them apart.
         """
-        scale = self.smooth.get(name)
-        if scale is None:
+        scale, drop = self.smooth.get(name), self.outliers.get(name)
+        if scale is None and drop is None:
             return value, kernel
-        inverse = self.const(name + "/smooth", 1.0 / scale)
-        return self.op("Mul", [value, inverse]), kernel * scale[:, None]
+        scale = np.ones(kernel.shape[0], np.float32) if scale is None else scale
+        inverse, kernel = 1.0 / scale, kernel * scale[:, None]
+        if drop is not None:
+            inverse[drop], kernel[drop] = 0.0, 0.0
+        return self.op("Mul", [value, self.const(name + "/smooth", inverse)]), kernel
 
     def const(self, name: str, value: Any, dtype: Any = np.float32) -> str:
         self.weights.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
@@ -88,6 +99,30 @@ def _embeddings(g: _Graph, w: dict[str, np.ndarray]) -> str:
     )
 
 
+def _dense(g: _Graph, w: dict[str, np.ndarray], value: str, name: str) -> str:
+    """``value @ kernel``; with ``outliers[name]``, those input channels in a float32 product.
+
+    LLM.int8()-style decomposition: the few channels with the largest activations are
+    gathered and multiplied by their own weight rows (a node named ``name`` +
+    :data:`OUTLIER_SUFFIX`, which int8 keeps in float32), the rest go through the main
+    product (int8), and the two are added: the same function in float32.
+    """
+    kernel = w[name + "/kernel"]
+    kernel = kernel.reshape(-1, kernel.shape[-1])
+    main, scaled = g.smoothed(value, name, kernel)
+    out = g.op("MatMul", [main, g.const(name + "/kernel", scaled)], name=name)
+    drop = g.outliers.get(name)
+    if drop is None:
+        return out
+    picked = g.op("Gather", [value, g.const(name + "/outlier_channels", drop, np.int64)], axis=-1)
+    side = g.op(
+        "MatMul",
+        [picked, g.const(name + "/outlier_kernel", kernel[drop])],
+        name=name + OUTLIER_SUFFIX,
+    )
+    return g.op("Add", [out, side])
+
+
 def _layer(g: _Graph, w: dict[str, np.ndarray], i: int, x: str, mask: str, heads: int) -> str:
     p = f"transformer_layer_{i}/"
     att = p + "self_attention_layer/"
@@ -105,11 +140,6 @@ def _layer(g: _Graph, w: dict[str, np.ndarray], i: int, x: str, mask: str, heads
         num_heads=heads,
     )
 
-    def dense(value: str, name: str) -> str:
-        kernel = w[name + "/kernel"]
-        value, flat = g.smoothed(value, name, kernel.reshape(-1, kernel.shape[-1]))
-        return g.op("MatMul", [value, g.const(name + "/kernel", flat)], name=name)
-
     def skip_norm(value: str, skip: str, bias: str, norm: str) -> str:
         return g.op(
             "SkipLayerNormalization",
@@ -125,13 +155,15 @@ def _layer(g: _Graph, w: dict[str, np.ndarray], i: int, x: str, mask: str, heads
         )
 
     out = att + "attention_output"
-    x = skip_norm(dense(a, out), x, out, p + "self_attention_layer_norm")
+    x = skip_norm(_dense(g, w, a, out), x, out, p + "self_attention_layer_norm")
     inner = p + "feedforward_intermediate_dense"
     act = g.op(
-        "FastGelu", [dense(x, inner), g.const(inner + "/bias", w[inner + "/bias"])], domain=MS
+        "FastGelu",
+        [_dense(g, w, x, inner), g.const(inner + "/bias", w[inner + "/bias"])],
+        domain=MS,
     )
     out = p + "feedforward_output_dense"
-    return skip_norm(dense(act, out), x, out, p + "feedforward_layer_norm")
+    return skip_norm(_dense(g, w, act, out), x, out, p + "feedforward_layer_norm")
 
 
 def export(
@@ -140,15 +172,17 @@ def export(
     *,
     normalize: bool,
     smooth: dict[str, np.ndarray] | None = None,
+    outliers: dict[str, np.ndarray] | None = None,
 ) -> onnx.ModelProto:
     """``(token_ids int32 [B, S], padding_mask bool [B, S]) -> {task: probabilities}``.
 
     ``smooth``: per-channel scales of the inputs of named Attention / MatMul nodes
-    (:func:`model.ort.smoothing_scales`).
+    (:func:`model.ort.smoothing_scales`); ``outliers``: input channels of named MatMul
+    nodes to multiply apart (:func:`_dense`, :func:`model.ort.outlier_channels`).
     """
     config = network.backbone.get_config()
     w = _weights(network)
-    g = _Graph(smooth)
+    g = _Graph(smooth, outliers)
     mask_i = g.op("Cast", ["padding_mask"], to=TensorProto.INT32)
     x = _embeddings(g, w)
     for i in range(config["num_layers"]):

@@ -5,8 +5,8 @@ ONNX Runtime's fused attention and LayerNorm kernels run the same function in fe
 larger steps. ``int8`` quantises the encoder's matrix products dynamically (per-channel
 weights, activations quantised per batch) after SmoothQuant scaling (each activation
 channel divided by a factor its weight row is multiplied by, from 512 shipped training
-tweets), and keeps the task heads and the feed-forward output denses in float32
-(:data:`INT8_KEEP_FP32`).
+tweets). The feed-forward output denses multiply their few outlier input channels apart
+in float32 (:data:`OUTLIER_CHANNELS`); the task heads stay float32 (:data:`INT8_KEEP_FP32`).
 Each session uses one op thread: the scorer runs one batch per core, as it does with
 TensorFlow (``model.cpu_parallel_batches``).
 The built graph is cached per model (:func:`graph_file`): a later load or hot reload of the
@@ -34,12 +34,18 @@ if TYPE_CHECKING:
 
     from model.network import Network
 
-# Nodes of the exported graph that int8 leaves in float32 (names end so, see onnx_export).
-# On the shipped champion (2,000 validation tweets, labels changed against TensorFlow
-# float32, topic / sentiment): everything int8 2.5 / 1.4 %; feed-forward output denses in
-# float32 (their input, after GELU, has the widest range) 1.5 / 0.8 %; that and SmoothQuant
-# scales on the other inputs 0.70 / 0.45 % (model/README).
-INT8_KEEP_FP32 = ("topic_head", "sentiment_head", "feedforward_output_dense")
+# Nodes of the exported graph that int8 leaves in float32 (names end so, see onnx_export):
+# the task heads and the outlier-channel products below.
+INT8_KEEP_FP32 = ("topic_head", "sentiment_head", onnx_export.OUTLIER_SUFFIX)
+# The feed-forward output denses' input (after GELU) has the widest range: quantised whole,
+# with SmoothQuant, 3.6 / 2.3 % of topic / sentiment labels changed against TensorFlow
+# float32 (2,000 validation tweets, champion 20261203T094514-lora); kept in float32,
+# 0.85 / 0.45 %, but they are a third of the encoder's multiply-adds and int8 ran 1.66-1.75x
+# TensorFlow (AVX2). Multiplying apart, in float32, the 32 of their 1,536 input channels with
+# the largest calibration max|x| (LLM.int8()'s decomposition) and the rest in int8 gives
+# 0.85 / 0.45 % at 2.03-2.12x (k = 8-64: 0.85-1.25 % topic; model/README).
+OUTLIER_CHANNELS = 32
+OUTLIER_DENSES = ("feedforward_output_dense",)
 CALIBRATION_TEXTS = 512
 CACHE_KEEP = 3  # graphs kept in the cache: the champion, its predecessor and a challenger
 
@@ -144,19 +150,24 @@ def calibration_batches(
 def smoothed_graph(
     network: Network, meta: dict[str, Any], tokenizer: Tokenizer, path: Path
 ) -> Path:
-    """Write the network with SmoothQuant scales to ``path``, for :func:`quantize_int8`.
+    """Write the network with SmoothQuant scales and outlier channels to ``path``, for int8.
 
     Calibration runs the fp32 graph on :func:`calibration_batches` (about 10-20 s on 2
     cores, with the quantisation). Written to a file, so the caller can drop the network
     before quantising: one copy of the weights at a time (the worker's peak RSS).
     """
     graph = onnx_export.export(network, meta["labels"], normalize=meta["normalize"])
-    scales = smoothing_scales(graph, calibration_batches(tokenizer, meta["max_length"]))
+    peaks = activation_peaks(graph, calibration_batches(tokenizer, meta["max_length"]))
+    scales = smoothing_scales(graph, peaks)
     del graph
-    onnx.save(
-        onnx_export.export(network, meta["labels"], normalize=meta["normalize"], smooth=scales),
-        path,
+    smoothed = onnx_export.export(
+        network,
+        meta["labels"],
+        normalize=meta["normalize"],
+        smooth=scales,
+        outliers=outlier_channels(peaks),
     )
+    onnx.save(smoothed, path)
     return path
 
 
@@ -186,20 +197,18 @@ def forward(sess: Any) -> Callable[[np.ndarray, np.ndarray], dict[str, np.ndarra
     return run
 
 
-def smoothing_scales(
+def activation_peaks(
     model: onnx.ModelProto,
     batches: list[tuple[np.ndarray, np.ndarray]],
-    alpha: float = 0.5,
     skip: tuple[str, ...] = ("_head",),
 ) -> dict[str, np.ndarray]:
-    """SmoothQuant scales per encoder Attention / MatMul: ``max|x_j|^a / max|W_j|^(1-a)``.
+    """Per encoder Attention / MatMul node, each input channel's largest ``|x|`` on ``batches``.
 
-    ``max|x_j|`` is each input channel's largest magnitude over ``batches`` (an fp32 run
-    with those inputs as extra outputs), ``max|W_j|`` that of the weight row it multiplies.
+    An fp32 run with those inputs as extra outputs, taken off the graph again.
     """
-    from onnx import helper, numpy_helper
+    from onnx import helper
 
-    weights = {t.name: t for t in model.graph.initializer}
+    weights = {t.name for t in model.graph.initializer}
     nodes = [
         n
         for n in model.graph.node
@@ -207,9 +216,8 @@ def smoothing_scales(
         and n.input[1] in weights
         and not n.name.endswith(skip)
     ]
-    rows = {n.name: np.abs(numpy_helper.to_array(weights[n.input[1]])).max(1) for n in nodes}
     outputs = len(model.graph.output)
-    for name in {n.input[0] for n in nodes}:  # for the probe only, then taken off again
+    for name in {n.input[0] for n in nodes}:
         model.graph.output.append(helper.make_empty_tensor_value_info(name))
     sess = session(model)
     del model.graph.output[outputs:]
@@ -220,9 +228,41 @@ def smoothing_scales(
         for name, value in zip(names, sess.run(names, feeds), strict=True):
             m = np.abs(value).reshape(-1, value.shape[-1]).max(0)
             peak[name] = np.maximum(peak.get(name, m), m)
-    del sess
+    return {n.name: peak[n.input[0]] for n in nodes}
+
+
+def smoothing_scales(
+    model: onnx.ModelProto, peaks: dict[str, np.ndarray], alpha: float = 0.5
+) -> dict[str, np.ndarray]:
+    """SmoothQuant scales of the nodes in ``peaks``: ``max|x_j|^a / max|W_j|^(1-a)``.
+
+    ``max|x_j|`` from :func:`activation_peaks`, ``max|W_j|`` that of the weight row it
+    multiplies.
+    """
+    from onnx import numpy_helper
+
+    weights = {t.name: t for t in model.graph.initializer}
     scales = {}
-    for n in nodes:
-        s = peak[n.input[0]] ** alpha / np.maximum(rows[n.name], 1e-5) ** (1 - alpha)
-        scales[n.name] = np.clip(s, 1e-2, 1e2).astype(np.float32)
+    for n in model.graph.node:
+        if n.name in peaks:
+            rows = np.abs(numpy_helper.to_array(weights[n.input[1]])).max(1)
+            s = peaks[n.name] ** alpha / np.maximum(rows, 1e-5) ** (1 - alpha)
+            scales[n.name] = np.clip(s, 1e-2, 1e2).astype(np.float32)
     return scales
+
+
+def outlier_channels(
+    peaks: dict[str, np.ndarray],
+    k: int = OUTLIER_CHANNELS,
+    denses: tuple[str, ...] = OUTLIER_DENSES,
+) -> dict[str, np.ndarray]:
+    """The ``k`` input channels with the largest ``max|x|`` of each of ``denses``, ascending.
+
+    They set the per-batch activation range of int8; multiplied apart in float32
+    (``onnx_export.export(outliers=...)``), the other channels keep their precision.
+    """
+    return {
+        name: np.sort(np.argsort(-peak, kind="stable")[:k]).astype(np.int64)
+        for name, peak in peaks.items()
+        if name.endswith(denses)
+    }

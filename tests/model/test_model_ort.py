@@ -85,6 +85,8 @@ TEXTS = [
 
 @pytest.mark.parametrize("normalize", [False, True])
 def test_onnx_graph_matches_tensorflow(tiny_registry, normalize):
+    import onnx
+
     from model import onnx_export, ort
     from model.artifact import load_network
     from model.encoder import pad, tokenize
@@ -107,15 +109,30 @@ def test_onnx_graph_matches_tensorflow(tiny_registry, normalize):
     graph = onnx_export.export(network, meta["labels"], normalize=normalize)
     got = ort.forward(ort.session(graph))(ids, mask)
     int8 = ort.forward(ort.session(ort.quantize_int8(graph)))(ids, mask)
-    # SmoothQuant scales move range between activations and weights: the same function
-    scales = ort.smoothing_scales(graph, [(ids, mask)])
+    # SmoothQuant scales move range between activations and weights, and outlier channels
+    # multiplied apart are added back: the same function
+    peaks = ort.activation_peaks(graph, [(ids, mask)])
+    scales = ort.smoothing_scales(graph, peaks)
     assert "transformer_layer_1/feedforward_output_dense" in scales and "topic_head" not in scales
-    smoothed = onnx_export.export(network, meta["labels"], normalize=normalize, smooth=scales)
-    same = ort.forward(ort.session(smoothed))(ids, mask)
+    outliers = ort.outlier_channels(peaks, k=8)
+    dense = "transformer_layer_{}/feedforward_output_dense"
+    assert set(outliers) == {dense.format(0), dense.format(1)}
+    top = np.argsort(peaks[dense.format(1)])[-8:]
+    np.testing.assert_array_equal(outliers[dense.format(1)], np.sort(top))
+    decomposed = onnx_export.export(
+        network, meta["labels"], normalize=normalize, smooth=scales, outliers=outliers
+    )
+    same = ort.forward(ort.session(decomposed))(ids, mask)
+    quantized = onnx.load_from_string(ort.quantize_int8(decomposed))
+    kinds = {n.name: n.op_type for n in quantized.graph.node}
+    assert kinds[dense.format(1) + onnx_export.OUTLIER_SUFFIX] == "MatMul"  # kept float32
+    assert kinds[dense.format(1) + "_quant"] == "MatMulInteger"  # the other channels: int8
+    int8_decomposed = ort.forward(ort.session(quantized))(ids, mask)
     for task in meta["labels"]:
         np.testing.assert_allclose(got[task], expected[task], atol=1e-5)
         np.testing.assert_allclose(same[task], expected[task], atol=1e-5)
         np.testing.assert_allclose(int8[task], expected[task], atol=0.05)
+        np.testing.assert_allclose(int8_decomposed[task], expected[task], atol=0.05)
         assert got[task].shape == (len(TEXTS), len(meta["labels"][task]))
 
 
