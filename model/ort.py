@@ -43,7 +43,7 @@ INT8_KEEP_FP32 = ("topic_head", "sentiment_head", onnx_export.OUTLIER_SUFFIX)
 # 0.85 / 0.45 %, but they are a third of the encoder's multiply-adds and int8 ran 1.66-1.75x
 # TensorFlow (AVX2). Multiplying apart, in float32, the 32 of their 1,536 input channels with
 # the largest calibration max|x| (LLM.int8()'s decomposition) and the rest in int8 gives
-# 0.85 / 0.45 % at 2.03-2.12x (k = 8-64: 0.85-1.25 % topic; model/README).
+# 0.85 / 0.45 % at 2.03-2.32x (k = 8-64: 0.85-1.25 % topic; model/README).
 OUTLIER_CHANNELS = 32
 OUTLIER_DENSES = ("feedforward_output_dense",)
 CALIBRATION_TEXTS = 512
