@@ -118,7 +118,7 @@ class ModelSettings(_Section):
     # else float32.
     precision: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     # Runtime of the scorer (model.device.choose_path). auto: TensorFlow, but ONNX Runtime int8
-    # on a float32 CPU with VNNI (1.4-1.6x float32, 0.7 % of topic labels move); onnx: ONNX
+    # on a float32 CPU with VNNI (2.0-2.3x float32, 0.85 % of topic labels move); onnx: ONNX
     # Runtime fp32 (TensorFlow's probabilities, no faster); tensorflow; onnx-int8.
     scoring_path: Literal["auto", "tensorflow", "onnx", "onnx-int8"] = "auto"
     data_files: dict[str, dict[str, str]] = Field(

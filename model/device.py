@@ -215,10 +215,11 @@ def choose_path(
 
     ``auto``: TensorFlow on a GPU, and in bfloat16 on a CPU that multiplies it natively
     (AVX-512-BF16: 1.48x float32's stream batches, 0.15 % of topic labels changed). On a
-    float32 CPU with VNNI, ONNX Runtime int8 (SmoothQuant, :mod:`model.ort`): 1.58x
-    TensorFlow float32 at 0.7 % of topic labels changed, measured on AVX-512-VNNI with
-    TensorFlow capped to AVX2 (model/README). Without VNNI ONNX Runtime's int8 kernels are
-    other (saturating) ones, not measured, and its fp32 was no faster: TensorFlow float32.
+    float32 CPU with VNNI, ONNX Runtime int8 (SmoothQuant, outlier channels apart,
+    :mod:`model.ort`): 2.0-2.3x TensorFlow float32 at 0.85 % of topic labels changed,
+    measured on AVX-512-VNNI with TensorFlow capped to AVX2 (model/README). Without VNNI
+    ONNX Runtime's int8 kernels are other (saturating) ones, not measured, and its fp32 was
+    no faster: TensorFlow float32.
     ``precision = "float32"`` asks for float32 and gets TensorFlow's. An explicit path is
     kept, but ONNX needs onnxruntime and a CPU.
     """
