@@ -1,3 +1,6 @@
+"""``python -m finpulse``: the console script, for environments without it on PATH."""
+
 from app.cli import main
 
-main()
+if __name__ == "__main__":  # not when a spawned child (the ONNX graph build) imports it
+    main()

@@ -147,6 +147,38 @@ def calibration_batches(
     return [pad([ids[i] for i in b], max_length) for b in length_batches(lengths, 64)]
 
 
+def build_graph(model_dir: Path, path: str) -> bytes:
+    """The ``path`` graph (``onnx`` or ``onnx-int8``) of the model in ``model_dir``:
+    TensorFlow loads its Keras weights, int8 is calibrated and quantised."""
+    import sys
+
+    from model.artifact import load_network
+
+    sys.modules.setdefault("tensorflow_text", None)  # see model.scorer._release_memory
+    network, tokenizer, meta = load_network(model_dir, dtype="float32")
+    if path == "onnx-int8":
+        with tempfile.TemporaryDirectory() as tmp:
+            smoothed = smoothed_graph(network, meta, tokenizer, Path(tmp) / "fp32.onnx")
+            del network  # each copy of the weights goes before the next is made
+            return quantize_int8(smoothed)
+    graph = onnx_export.export(network, meta["labels"], normalize=meta["normalize"])
+    del network
+    return graph.SerializeToString()
+
+
+def build_apart(model_dir: Path, path: str) -> bytes:
+    """:func:`build_graph` in a child process, which takes TensorFlow and the copies of the
+    weights (about 1.5 GB at the peak) with it when it ends: the scorer's process stays at
+    ONNX Runtime's size (model/README) for its whole life, not only after a restart."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    log.info("building the %s graph of %s (once per model and release)", path, model_dir.name)
+    context = multiprocessing.get_context("spawn")  # nothing of this process's state
+    with ProcessPoolExecutor(1, mp_context=context) as child:
+        return child.submit(build_graph, model_dir, path).result()
+
+
 def smoothed_graph(
     network: Network, meta: dict[str, Any], tokenizer: Tokenizer, path: Path
 ) -> Path:

@@ -14,7 +14,6 @@ import ctypes
 import gc
 import logging
 import sys
-import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -85,32 +84,16 @@ class Scorer:
         return compile_forward(network.model, softmax=True), tokenizer, meta
 
     def _load_onnx(self, path: Path, cache: Path) -> Any:
-        """ONNX Runtime's forward function, from the cached graph or one built now."""
+        """ONNX Runtime's forward function, from the cached graph or one built now (in a
+        child process: this one never imports TensorFlow)."""
         from model import ort
 
-        graph = ort.cached_graph(
-            ort.graph_file(path, self.plan.path, cache), lambda: self._build(path)
-        )
+        file = ort.graph_file(path, self.plan.path, cache)
+        graph = ort.cached_graph(file, lambda: ort.build_apart(path, self.plan.path))
         forward = ort.forward(ort.session(graph))
         del graph
         _release_memory()
         return forward
-
-    def _build(self, path: Path) -> bytes:
-        """The ONNX graph of the model at ``path`` (TensorFlow loads it; int8: calibrated)."""
-        from model import onnx_export, ort
-        from model.artifact import load_network
-
-        sys.modules.setdefault("tensorflow_text", None)
-        network, tokenizer, meta = load_network(path, dtype=self.plan.dtype_policy)
-        if self.plan.path == "onnx-int8":
-            with tempfile.TemporaryDirectory() as tmp:
-                smoothed = ort.smoothed_graph(network, meta, tokenizer, Path(tmp) / "fp32.onnx")
-                del network  # each copy of the weights goes before the next is made
-                return ort.quantize_int8(smoothed)
-        graph = onnx_export.export(network, meta["labels"], normalize=meta["normalize"])
-        del network
-        return graph.SerializeToString()
 
     @property
     def scoring(self) -> dict[str, Any]:
