@@ -198,7 +198,7 @@ def test_onnx_graph_is_built_once_per_model_then_read_from_the_cache(
         s.close()
 
 
-def test_graph_cache_keeps_the_recent_ones_and_works_read_only(tmp_path, caplog):
+def test_graph_cache_keeps_the_recent_ones_and_serves_when_it_cannot_write(tmp_path, caplog):
     from model import ort
 
     cache = tmp_path / "cache"
@@ -209,15 +209,12 @@ def test_graph_cache_keeps_the_recent_ones_and_works_read_only(tmp_path, caplog)
     assert sorted(cache.glob("*.onnx")) == sorted(files[-ort.CACHE_KEEP :])
     assert ort.cached_graph(files[-1], lambda: b"never built") == files[-1]
 
-    cache.chmod(0o555)  # a read-only registry: built each time, still served
-    try:
-        if os.access(cache, os.W_OK):  # root writes anyway: nothing to check
-            return
-        assert ort.cached_graph(cache / "new.onnx", lambda: b"built") == b"built"
-        assert "cannot cache the ONNX graph" in caplog.text
-        assert not list(cache.glob(".building-*"))
-    finally:
-        cache.chmod(0o755)
+    # A cache that cannot be written (here its directory is a file, which fails for root
+    # too, unlike a read-only mode): built each time, still served, no temporary left.
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_bytes(b"")
+    assert ort.cached_graph(blocked / "new.onnx", lambda: b"built") == b"built"
+    assert "cannot cache the ONNX graph" in caplog.text
 
 
 def test_an_onnx_scorer_never_imports_tensorflow(tiny_registry, tiny_scorer, tmp_path):
