@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,9 @@ def finalize(path: Path, meta: dict[str, Any], metrics: dict[str, Any]) -> Model
 
 
 def load_network(path: Path, *, dtype: str | None = None) -> tuple[Network, Tokenizer, dict]:
+    # keras-hub imports tensorflow-text for its own tokenizers (117 MiB resident); finpulse
+    # tokenises with ``tokenizers``, so a process that has not imported it yet never does.
+    sys.modules.setdefault("tensorflow_text", None)
     meta = json.loads((path / MODEL_FILE).read_text())
     if meta.get("format", 0) > FORMAT:
         raise ValueError(f"{path} was written by a newer finpulse (format {meta['format']})")

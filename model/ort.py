@@ -150,11 +150,8 @@ def calibration_batches(
 def build_graph(model_dir: Path, path: str) -> bytes:
     """The ``path`` graph (``onnx`` or ``onnx-int8``) of the model in ``model_dir``:
     TensorFlow loads its Keras weights, int8 is calibrated and quantised."""
-    import sys
-
     from model.artifact import load_network
 
-    sys.modules.setdefault("tensorflow_text", None)  # see model.scorer._release_memory
     network, tokenizer, meta = load_network(model_dir, dtype="float32")
     if path == "onnx-int8":
         with tempfile.TemporaryDirectory() as tmp:

@@ -9,11 +9,7 @@ batches share the pool while the event loop keeps running.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import gc
 import logging
-import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,18 +28,6 @@ from model.registry import ModelInfo, Registry
 
 log = logging.getLogger(__name__)
 GRAPH_CACHE = ".onnx-cache"  # in the registry directory: the ONNX paths' built graphs
-
-
-def _release_memory() -> None:
-    """Hand freed heap back to the system after an export (the worker's peak RSS, issue 20).
-
-    Measured on the shipped champion, ONNX path: 1339 -> 1253 MiB resident after load.
-    Also, ``Scorer`` keeps tensorflow-text out: keras-hub imports it for its own tokenizers
-    (117 MiB resident), and finpulse tokenises with ``tokenizers``.
-    """
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 @dataclass(frozen=True)
@@ -79,7 +63,6 @@ class Scorer:
         from model.artifact import load_network
         from model.network import compile_forward
 
-        sys.modules.setdefault("tensorflow_text", None)  # see _release_memory
         network, tokenizer, meta = load_network(path, dtype=self.plan.dtype_policy)
         return compile_forward(network.model, softmax=True), tokenizer, meta
 
@@ -90,10 +73,7 @@ class Scorer:
 
         file = ort.graph_file(path, self.plan.path, cache)
         graph = ort.cached_graph(file, lambda: ort.build_apart(path, self.plan.path))
-        forward = ort.forward(ort.session(graph))
-        del graph
-        _release_memory()
-        return forward
+        return ort.forward(ort.session(graph))
 
     @property
     def scoring(self) -> dict[str, Any]:
