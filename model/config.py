@@ -117,9 +117,10 @@ class ModelSettings(_Section):
     # auto: mixed float16 on a GPU, mixed bfloat16 on a CPU with AMX-BF16 or AVX-512-BF16,
     # else float32.
     precision: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    # Runtime of the scorer (model.device.choose_path). auto: TensorFlow, but ONNX Runtime int8
-    # on a float32 CPU with VNNI (2.0-2.3x float32, 0.85 % of topic labels move); onnx: ONNX
-    # Runtime fp32 (TensorFlow's probabilities, no faster); tensorflow; onnx-int8.
+    # Runtime of the scorer (model.device.choose_path). auto: ONNX Runtime int8 on a CPU with
+    # VNNI and no AMX (2.0-2.1x TensorFlow float32, under 1 % of labels move), else TensorFlow
+    # (bfloat16 on AMX); onnx: ONNX Runtime fp32 (TensorFlow's probabilities, no faster);
+    # tensorflow; onnx-int8. A precision other than auto means TensorFlow in it.
     scoring_path: Literal["auto", "tensorflow", "onnx", "onnx-int8"] = "auto"
     data_files: dict[str, dict[str, str]] = Field(
         default_factory=lambda: {t: dict(s) for t, s in DEFAULT_DATA_FILES.items()}

@@ -213,29 +213,32 @@ def choose_path(
 ) -> ScoringPlan:
     """The scoring path for ``model.scoring_path`` on a machine described by the flags.
 
-    ``auto``: TensorFlow on a GPU, and in bfloat16 on a CPU that multiplies it natively
-    (AVX-512-BF16: 1.48x float32's stream batches, 0.15 % of topic labels changed). On a
-    float32 CPU with VNNI, ONNX Runtime int8 (SmoothQuant, outlier channels apart,
-    :mod:`model.ort`): 2.0-2.3x TensorFlow float32 at 0.85 % of topic labels changed,
-    measured on AVX-512-VNNI with TensorFlow capped to AVX2 (model/README). Without VNNI
-    ONNX Runtime's int8 kernels are other (saturating) ones, not measured, and its fp32 was
-    no faster: TensorFlow float32.
-    ``precision = "float32"`` asks for float32 and gets TensorFlow's. An explicit path is
-    kept, but ONNX needs onnxruntime and a CPU.
+    ``auto``: TensorFlow on a GPU, and in bfloat16 on a CPU with AMX. On any other CPU with
+    VNNI, ONNX Runtime int8 (SmoothQuant, outlier channels apart, :mod:`model.ort`), the
+    fastest path that keeps labels within 1 % (model/README, session 9, 2,000 tweets):
+    2.13x TensorFlow float32's stream batches with TensorFlow capped to AVX2; on
+    AVX-512-BF16 2.0x float32 where TensorFlow's bfloat16 gave 1.42x, at 0.70 % of topic
+    labels changed (bfloat16: 0.05 %). Without VNNI ONNX Runtime's int8 kernels are other
+    (saturating) ones, not measured, and its fp32 was no faster: TensorFlow, in bfloat16
+    where the CPU has it. ``precision`` other than ``auto`` asks for TensorFlow in that
+    precision. An explicit path is kept, but ONNX needs onnxruntime and a CPU.
     """
     policy = resolve_policy(precision, gpu=gpu, bf16=bf16)
     if path == "auto":
         if gpu:
             return ScoringPlan("tensorflow", policy, "GPU")
-        if policy != "float32":
-            why = f"CPU multiplies bfloat16 natively ({bf16})" if bf16 else f"precision {precision}"
-            return ScoringPlan("tensorflow", policy, why)
+        if bf16 == "amx_bf16" and precision == "auto":
+            return ScoringPlan("tensorflow", policy, "CPU with AMX: TensorFlow bfloat16")
         if precision == "auto" and vnni and onnx_available:
-            return ScoringPlan("onnx-int8", "float32", "float32 CPU with VNNI: int8 SmoothQuant")
-        why = "no VNNI" if precision == "auto" and onnx_available else f"precision {precision}"
-        if not onnx_available:
+            why = f"CPU with VNNI, no AMX{f' ({bf16})' if bf16 else ''}: int8 SmoothQuant"
+            return ScoringPlan("onnx-int8", "float32", why)
+        if precision != "auto":
+            why = f"precision {precision}"
+        elif not onnx_available:
             why = "onnxruntime not installed"
-        return ScoringPlan("tensorflow", policy, f"float32 CPU ({why})")
+        else:
+            why = "no VNNI"
+        return ScoringPlan("tensorflow", policy, f"{why}: TensorFlow {policy}")
     if path != "tensorflow" and (gpu or not onnx_available):
         why = "a GPU" if gpu else "onnxruntime not installed"
         return ScoringPlan("tensorflow", policy, f"{path} asked for, but {why}")

@@ -118,17 +118,34 @@ def quantize_int8(
             onnx.save(model, src)
         keep = [n.name for n in model.graph.node if n.name.endswith(keep_fp32)]
         del model  # quantize_dynamic reads its own copy
-        quantize_dynamic(
-            src,
-            dst,
-            per_channel=True,
-            weight_type=QuantType.QInt8,
-            op_types_to_quantize=["MatMul", "Attention"],
-            nodes_to_exclude=keep,
-            # shape inference does not type the outputs of ORT's own (com.microsoft) ops
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
+        root = logging.getLogger()  # it advises, on the root logger, a pre-pass int8 here skips
+        advice = _Without("run pre-processing before quantization")
+        root.addFilter(advice)
+        try:
+            quantize_dynamic(
+                src,
+                dst,
+                per_channel=True,
+                weight_type=QuantType.QInt8,
+                op_types_to_quantize=["MatMul", "Attention"],
+                nodes_to_exclude=keep,
+                # shape inference does not type the outputs of ORT's own (com.microsoft) ops
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
+        finally:
+            root.removeFilter(advice)
         return dst.read_bytes()
+
+
+class _Without(logging.Filter):
+    """Drops the log records whose message contains ``text``."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
 
 
 def calibration_batches(
@@ -248,7 +265,9 @@ def activation_peaks(
     outputs = len(model.graph.output)
     for name in {n.input[0] for n in nodes}:
         model.graph.output.append(helper.make_empty_tensor_value_info(name))
-    sess = session(model)
+    from model.device import usable_cpus
+
+    sess = session(model, threads=usable_cpus())  # the same peaks as one thread, in half the time
     del model.graph.output[outputs:]
     names = [n.input[0] for n in nodes]
     peak: dict[str, np.ndarray] = {}

@@ -3,7 +3,7 @@
 import os
 import time
 
-from tools.stream.bench import cpu_seconds, cpu_share
+from tools.stream.bench import cpu_seconds, cpu_share, peak_rss_mib
 
 ME = "bench (producer, polling)"
 
@@ -17,6 +17,22 @@ def test_cpu_share_counts_this_process_and_leaves_the_rest_idle():
     cores = os.cpu_count() or 1
     assert 0.5 / cores < share[ME] <= 1.5 / cores
     assert 0 <= share["idle"] <= 1 and list(share.values()) == sorted(share.values(), reverse=True)
+
+
+def test_peak_rss_is_the_high_water_mark_of_a_live_process():
+    import subprocess
+    import sys
+
+    grow = "b = bytearray(80 << 20); b[::4096] = b'x' * len(b[::4096]); del b; input()"
+    proc = subprocess.Popen([sys.executable, "-c", grow], stdin=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while (peak := peak_rss_mib(proc.pid) or 0.0) < 80 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert 80 <= peak < 80 + 100  # the buffer, freed since, plus an interpreter
+    finally:
+        proc.communicate(b"\n", timeout=30)
+    assert peak_rss_mib(proc.pid) is None  # reaped: nothing to read
 
 
 def test_cpu_share_of_known_totals():
