@@ -83,7 +83,10 @@ def test_a_failed_up_still_runs_the_command_and_stops_what_it_launched(stub):
 
 
 def test_ctrl_c_stops_what_it_started(stub):
-    proc = start(stub, ["kafka"], "touch $STUB/waiting; sleep 30")
+    # The marker is written by bash itself: a `touch` child that had made the file but not yet
+    # exited when SIGINT came would exit 0, and bash, seeing its child survive the signal,
+    # would go on to sleep out the 30 s and exit 0 (seen once in CI).
+    proc = start(stub, ["kafka"], ': >"$STUB/waiting"; sleep 30')
     deadline = time.monotonic() + 10
     while not (stub / "waiting").exists():
         assert time.monotonic() < deadline, "the command never started"
