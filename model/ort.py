@@ -1,12 +1,13 @@
 """Scoring with ONNX Runtime: the network exported by :mod:`model.onnx_export`, fp32 or int8.
 
-On a CPU without native bfloat16 (AVX2, AVX-512 without BF16) TensorFlow runs float32;
-ONNX Runtime's fused attention and LayerNorm kernels run the same function in fewer,
-larger steps. ``int8`` quantises the encoder's matrix products dynamically (per-channel
-weights, activations quantised per batch) after SmoothQuant scaling (each activation
-channel divided by a factor its weight row is multiplied by, from 512 shipped training
-tweets). The feed-forward output denses multiply their few outlier input channels apart
-in float32 (:data:`OUTLIER_CHANNELS`); the task heads stay float32 (:data:`INT8_KEEP_FP32`).
+Off AMX TensorFlow runs float32, or bfloat16 at about 1.4x where AVX-512-BF16 exists; ONNX
+Runtime's fused attention and LayerNorm kernels run the same function in fewer, larger
+steps, and its int8 with VNNI about 2x TensorFlow float32 (model/README). ``int8`` quantises
+the encoder's matrix products dynamically (per-channel weights, activations quantised per
+batch) after SmoothQuant scaling (each activation channel divided by a factor its weight row
+is multiplied by, from 512 shipped training tweets). The feed-forward output denses multiply
+their few outlier input channels apart in float32 (:data:`OUTLIER_CHANNELS`); the task heads
+stay float32 (:data:`INT8_KEEP_FP32`).
 Each session uses one op thread: the scorer runs one batch per core, as it does with
 TensorFlow (``model.cpu_parallel_batches``).
 The built graph is cached per model (:func:`graph_file`): a later load or hot reload of the
