@@ -120,7 +120,10 @@ def quantize_int8(
         keep = [n.name for n in model.graph.node if n.name.endswith(keep_fp32)]
         del model  # quantize_dynamic reads its own copy
         root = logging.getLogger()  # it advises, on the root logger, a pre-pass int8 here skips
-        advice = _Without("run pre-processing before quantization")
+
+        def advice(record: logging.LogRecord) -> bool:
+            return "run pre-processing before quantization" not in record.getMessage()
+
         root.addFilter(advice)
         try:
             quantize_dynamic(
@@ -136,17 +139,6 @@ def quantize_int8(
         finally:
             root.removeFilter(advice)
         return dst.read_bytes()
-
-
-class _Without(logging.Filter):
-    """Drops the log records whose message contains ``text``."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.text = text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return self.text not in record.getMessage()
 
 
 def calibration_batches(

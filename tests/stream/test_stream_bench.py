@@ -3,7 +3,8 @@
 import os
 import time
 
-from tools.stream.bench import cpu_seconds, cpu_share, peak_rss_mib
+from tools.model.bench import status_mib
+from tools.stream.bench import cpu_seconds, cpu_share
 
 ME = "bench (producer, polling)"
 
@@ -27,12 +28,12 @@ def test_peak_rss_is_the_high_water_mark_of_a_live_process():
     proc = subprocess.Popen([sys.executable, "-c", grow], stdin=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 30
-        while (peak := peak_rss_mib(proc.pid) or 0.0) < 80 and time.monotonic() < deadline:
+        while (peak := status_mib("VmHWM", proc.pid) or 0.0) < 80 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert 80 <= peak < 80 + 100  # the buffer, freed since, plus an interpreter
     finally:
         proc.communicate(b"\n", timeout=30)
-    assert peak_rss_mib(proc.pid) is None  # reaped: nothing to read
+    assert status_mib("VmHWM", proc.pid) is None  # reaped: nothing to read
 
 
 def test_cpu_share_of_known_totals():

@@ -89,10 +89,21 @@ def _peak_rss_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def status_mib(field: str, pid: int | str = "self") -> float | None:
+    """A memory line of ``/proc/<pid>/status`` in MiB (``VmRSS`` now, ``VmHWM`` the peak, which
+    the worker's memory target is about); None once the process is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    kib = next(
+        (line.split()[1] for line in status.splitlines() if line.startswith(f"{field}:")), None
+    )
+    return round(int(kib) / 1024, 1) if kib else None
+
+
 def _rss_mib() -> float:
-    with open("/proc/self/status") as fh:
-        kb = next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
-    return round(kb / 1024, 1)
+    return status_mib("VmRSS") or 0.0
 
 
 def bench(

@@ -37,6 +37,7 @@ from stream.embedded import EmbeddedRunner
 from stream.metrics import StreamMetrics
 from stream.scoring import BatchScorer, RegistryModels
 from stream.sinks.sqlite import SqliteStore
+from tools.model.bench import status_mib
 from tools.stream.sandbox import Sandbox
 
 err = Console(stderr=True)
@@ -145,16 +146,6 @@ def cpu_seconds() -> dict[str, float]:
     return used
 
 
-def peak_rss_mib(pid: int) -> float | None:
-    """The process's high-water resident set (``VmHWM``): the worker's memory target is a peak."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:  # already gone
-        return None
-    kib = next((line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")), None)
-    return round(int(kib) / 1024, 1) if kib else None
-
-
 def cpu_share(before: dict[str, float], after: dict[str, float], wall: float) -> dict[str, Any]:
     """Each role's share of the machine's CPU time over ``wall`` seconds."""
     capacity = wall * (os.cpu_count() or 1)
@@ -193,7 +184,7 @@ def kafka_bench(
         box.wait_count(len(warm) + len(burst) + len(half), 900)
         times = box.indexed_times()
         half_lat = [(x - f).total_seconds() for f, x in (times[a.id] for a in half)]
-        peaks = [peak_rss_mib(p.pid) for p in box.procs]
+        peaks = [status_mib("VmHWM", p.pid) for p in box.procs]
         return {
             "workers": workers,
             "parallel_batches_per_worker": parallel,
